@@ -1,0 +1,186 @@
+//! Validated contact details: built by a parser at the boundary, trusted inside.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// Why a piece of contact data was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("not a phone number: {0:?}")]
+    Phone(String),
+    #[error("not an e-mail address: {0:?}")]
+    Email(String),
+}
+
+/// A phone number in E.164 (`+79215551234`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Phone(String);
+
+impl Phone {
+    /// Parses a phone number as people write it: `+7 921 555-12-34`, `8 (916) 123-45-67`,
+    /// `89161234567`, `+1 (415) 555-0100`, `+44 20 7946 0958`.
+    ///
+    /// A number without a country code is read as Russian (the `8` trunk prefix
+    /// included), the most common case for our prospects.
+    ///
+    /// # Errors
+    /// [`ParseError::Phone`] when the text is not a valid number of any country.
+    pub fn parse(text: &str) -> Result<Phone, ParseError> {
+        let trimmed = text.trim();
+        let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+        if !(7..=15).contains(&digits.len()) {
+            return Err(ParseError::Phone(text.to_owned()));
+        }
+        // "7 921 ..." without the plus is a Russian number written with its country code.
+        let candidate =
+            if !trimmed.starts_with('+') && digits.len() == 11 && digits.starts_with('7') {
+                format!("+{digits}")
+            } else {
+                trimmed.to_owned()
+            };
+        let number = phonenumber::parse(Some(phonenumber::country::Id::RU), &candidate)
+            .map_err(|_| ParseError::Phone(text.to_owned()))?;
+        if !phonenumber::is_valid(&number) {
+            return Err(ParseError::Phone(text.to_owned()));
+        }
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The digits alone, without the plus: how the evaluation compares phones.
+    pub fn digits(&self) -> String {
+        self.0.chars().filter(char::is_ascii_digit).collect()
+    }
+}
+
+impl TryFrom<String> for Phone {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Phone::parse(&value)
+    }
+}
+
+impl From<Phone> for String {
+    fn from(value: Phone) -> String {
+        value.0
+    }
+}
+
+impl std::fmt::Display for Phone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An e-mail address, lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}$")
+        .expect("the e-mail pattern is valid")
+});
+
+impl Email {
+    /// Parses an address such as `d.orlov@stroymix.ru`.
+    ///
+    /// # Errors
+    /// [`ParseError::Email`] when the text is not an address.
+    pub fn parse(text: &str) -> Result<Email, ParseError> {
+        let trimmed = text.trim().trim_end_matches(['.', ',', ';', ')']);
+        if trimmed.len() > 254 || !EMAIL.is_match(trimmed) {
+            return Err(ParseError::Email(text.to_owned()));
+        }
+        Ok(Email(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = ParseError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Email::parse(&value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> String {
+        value.0
+    }
+}
+
+impl std::fmt::Display for Email {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a prospect has told us about how to reach them. A later value replaces an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: Option<String>,
+    pub phone: Option<Phone>,
+    pub email: Option<Email>,
+    pub company: Option<String>,
+}
+
+impl Contact {
+    /// Whether the sales team has a way to reach the prospect: a lead needs one.
+    pub fn is_reachable(&self) -> bool {
+        self.phone.is_some() || self.email.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_normalise_to_e164() {
+        let table = [
+            ("+7 921 555-12-34", "+79215551234"),
+            ("8 (916) 123-45-67", "+79161234567"),
+            ("89161234567", "+79161234567"),
+            ("7 912 604 33 21", "+79126043321"),
+            ("+7(912)604-33-21", "+79126043321"),
+            ("+1 (415) 555-0100", "+14155550100"),
+            ("+44 20 7946 0958", "+442079460958"),
+        ];
+        for (text, expected) in table {
+            assert_eq!(
+                Phone::parse(text).map(|p| p.to_string()),
+                Ok(expected.to_owned()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_phone() {
+        for text in ["12345", "2024", "hello", "+7 921", "150"] {
+            assert!(Phone::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse("D.Orlov@StroyMix.ru.").unwrap().as_str(),
+            "d.orlov@stroymix.ru"
+        );
+        assert!(Email::parse("not an email").is_err());
+        assert!(Email::parse("a@b").is_err());
+    }
+}

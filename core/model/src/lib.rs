@@ -1,0 +1,27 @@
+//! Platform-neutral types that every Closer crate speaks.
+//!
+//! - [`lang`]: the prospect's language and how it is detected from a message.
+//! - [`message`]: what arrives from a channel ([`InboundMessage`]) and what the
+//!   assistant answers ([`Reply`]), with quick replies and citations.
+//! - [`contact`]: validated contact details ([`Phone`] in E.164, [`Email`]) and
+//!   the [`Contact`] a prospect has given so far.
+//! - [`knowledge`]: knowledge-base documents as stored, and the answer the
+//!   knowledge base gives to a question.
+//! - [`lead`]: objection kinds and the [`Lead`] handed to the sales team.
+//!
+//! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
+//! clients translate to and from these types at their boundary.
+
+pub mod contact;
+pub mod knowledge;
+pub mod lang;
+pub mod lead;
+pub mod message;
+
+pub use contact::{Contact, Email, ParseError, Phone};
+pub use knowledge::{Audience, DocumentFormat, KnowledgeAnswer, KnowledgeDocument};
+pub use lang::Lang;
+pub use lead::{Lead, NewLead, ObjectionKind};
+pub use message::{
+    Channel, Citation, InboundContent, InboundMessage, QuickReply, Reply, ReplyKind,
+};
