@@ -1,1 +1,81 @@
-//! The end-to-end tests live in tests/ of this crate.
+//! Test support for Closer's end-to-end tests: `spawn_app` starts the whole application on
+//! port 0 over a fresh, migrated database with the demo knowledge base and playbook.
+//! The local fake servers of the platforms, AnythingLLM and the trackers join this crate as
+//! the channels and hand-off targets are built.
+
+use std::path::{Path, PathBuf};
+
+use closer_engine::Engine;
+use closer_model::{Channel, InboundContent, InboundMessage};
+use closer_store::Store;
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+
+/// The repository's `config/` folder.
+pub fn config_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+/// The engine over `pool` with the demo knowledge base and the shipped playbook.
+///
+/// # Panics
+/// The demo files are missing or invalid: a test failure, not a runtime condition.
+pub async fn demo_engine(pool: PgPool, handoff_targets: Vec<String>) -> Engine {
+    let store = Store::from_pool(pool);
+    let scanned = closer_knowledge::read_dir(&config_dir().join("kb"), |_, _| {})
+        .expect("the demo knowledge base reads");
+    store
+        .sync_documents(&scanned.documents)
+        .await
+        .expect("the demo knowledge base stores");
+    let retriever = closer_knowledge::Retriever::build(&scanned.documents, &Default::default())
+        .expect("the demo knowledge base indexes");
+    let playbook =
+        std::fs::read_to_string(config_dir().join("playbook.toml")).expect("the playbook reads");
+    let dialog =
+        closer_dialog::DialogConfig::from_toml_str(&playbook).expect("the playbook parses");
+    Engine::new(store, dialog, retriever, handoff_targets)
+}
+
+/// A running Closer: its address, its engine, and a handle that stops it when dropped.
+pub struct TestApp {
+    pub address: String,
+    pub engine: Engine,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Starts the HTTP server on 127.0.0.1:0 over `pool`.
+///
+/// # Panics
+/// The port cannot be bound.
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    let engine = demo_engine(pool, vec!["webhook".to_owned()]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port");
+    let app = closer::server::Application::with_listener(listener, engine.clone());
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        address,
+        engine,
+        _stop: stop,
+    }
+}
+
+/// A text message from a prospect in chat `chat_id`, with the platform id `message_id`.
+pub fn text(chat_id: &str, message_id: &str, text: &str) -> InboundMessage {
+    InboundMessage {
+        channel: Channel::Web,
+        chat_id: chat_id.to_owned(),
+        platform_message_id: message_id.to_owned(),
+        sender_name: None,
+        content: InboundContent::Text {
+            text: text.to_owned(),
+        },
+        received_at: chrono::Utc::now(),
+    }
+}

@@ -1,1 +1,19 @@
-//! The closer application.
+//! The `closer` application: configuration, wiring and the subcommands.
+//!
+//! - [`config`] — the TOML file, environment overrides, secrets.
+//! - [`database`] — connecting to (and provisioning) PostgreSQL.
+//! - [`kb`] — `closer kb import` and `closer kb search`, and loading the knowledge base.
+//! - [`chat`] — `closer chat` in the terminal.
+//! - [`eval`] — `closer eval` on an evaluation set.
+//! - [`server`] — `closer serve`, the HTTP server.
+//! - [`cli`] — the command line and what each command wires together.
+//! - [`telemetry`] — logging.
+
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod database;
+pub mod eval;
+pub mod kb;
+pub mod server;
+pub mod telemetry;

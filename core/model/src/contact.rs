@@ -20,15 +20,8 @@ pub enum ParseError {
 pub struct Phone(String);
 
 impl Phone {
-    /// Parses a phone number as people write it: `+7 921 555-12-34`, `8 (916) 123-45-67`,
-    /// `89161234567`, `+1 (415) 555-0100`, `+44 20 7946 0958`.
-    ///
-    /// A number without a country code is read as Russian (the `8` trunk prefix
-    /// included), the most common case for our prospects.
-    ///
-    /// # Errors
-    /// [`ParseError::Phone`] when the text is not a valid number of any country.
-    pub fn parse(text: &str) -> Result<Phone, ParseError> {
+    /// A number valid by libphonenumber's numbering-plan metadata, in E.164.
+    fn parse_with_metadata(text: &str) -> Result<Phone, ParseError> {
         let trimmed = text.trim();
         let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
         if !(7..=15).contains(&digits.len()) {
@@ -49,6 +42,36 @@ impl Phone {
         Ok(Phone(
             number.format().mode(phonenumber::Mode::E164).to_string(),
         ))
+    }
+
+    /// Parses a phone number as people write it: `+7 921 555-12-34`, `8 (916) 123-45-67`,
+    /// `89161234567`, `+1 (415) 555-0100`, `+44 20 7946 0958`.
+    ///
+    /// A number without a country code is read as Russian (the `8` trunk prefix included),
+    /// the most common case for our prospects. A Russian number that is well formed (ten
+    /// national digits starting with 3, 4, 8 or 9) is accepted even outside the ranges the
+    /// numbering-plan metadata knows: prospects give new and rare numbers, and the metadata
+    /// lags behind. The same parser reads stored numbers back, so whatever it accepted once
+    /// it accepts again.
+    ///
+    /// # Errors
+    /// [`ParseError::Phone`] when the text is not a phone number.
+    pub fn parse(text: &str) -> Result<Phone, ParseError> {
+        if let Ok(phone) = Phone::parse_with_metadata(text) {
+            return Ok(phone);
+        }
+        let trimmed = text.trim();
+        let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+        let national = match (trimmed.starts_with('+'), digits.len()) {
+            (true, 11) if digits.starts_with('7') => &digits[1..],
+            (false, 11) if digits.starts_with('7') || digits.starts_with('8') => &digits[1..],
+            (false, 10) => digits.as_str(),
+            _ => return Err(ParseError::Phone(text.to_owned())),
+        };
+        if !national.starts_with(['3', '4', '8', '9']) {
+            return Err(ParseError::Phone(text.to_owned()));
+        }
+        Ok(Phone(format!("+7{national}")))
     }
 
     pub fn as_str(&self) -> &str {
@@ -171,6 +194,25 @@ mod tests {
     fn rejects_what_is_not_a_phone() {
         for text in ["12345", "2024", "hello", "+7 921", "150"] {
             assert!(Phone::parse(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn well_formed_russian_numbers_the_metadata_lacks_are_accepted() {
+        assert!(Phone::parse_with_metadata("+7 812 555 01 23").is_err());
+        let table = [
+            ("+7 812 555 01 23", Ok("+78125550123")),
+            ("8 812 555 01 23", Ok("+78125550123")),
+            ("916 123-45-67", Ok("+79161234567")),
+            ("+7 123 555 01 23", Err(())),
+            ("12345", Err(())),
+        ];
+        for (text, expected) in table {
+            assert_eq!(
+                Phone::parse(text).map(|p| p.to_string()).map_err(|_| ()),
+                expected.map(str::to_owned),
+                "{text}"
+            );
         }
     }
 

@@ -1,1 +1,154 @@
-//! TODO
+//! The PostgreSQL store: the only crate that writes SQL.
+//!
+//! - [`Store`]: a connection pool, the embedded migrations (`migrations/` at the workspace
+//!   root), and the reads other crates need (leads, transcripts, ratings, documents).
+//! - [`turn`]: one inbound message processed exactly once — [`Store::begin_turn`] dedupes
+//!   the message and locks its conversation in one transaction, and [`Turn::commit`]
+//!   saves everything the dialog step produced (state, replies, a lead with its hand-off
+//!   outbox rows, a rating, events) in that same transaction.
+//! - [`documents`]: the knowledge base's documents, re-imported as a sync.
+//! - [`outbox`]: delivering the hand-off outbox — claims with `FOR UPDATE SKIP LOCKED`
+//!   as leases, then delivered or failed with a retry time — and taking a conversation over.
+//! - [`records`]: the plain types the store reads back ([`ConversationRecord`],
+//!   [`OutboxEntry`], [`TranscriptLine`]).
+//! - [`admin`]: URL redaction, and creating or dropping a whole database.
+//! - [`error`]: [`StoreError`], whose messages never carry a password.
+//!
+//! Queries use sqlx's runtime API (no database is needed to compile), and every SQL
+//! statement of Closer lives in this crate.
+
+pub mod admin;
+pub mod documents;
+pub mod error;
+pub mod outbox;
+pub mod records;
+pub mod turn;
+
+mod conversations;
+mod leads;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub use admin::{drop_database, ensure_database, redact_url};
+pub use documents::SyncReport;
+pub use error::StoreError;
+pub use outbox::ClaimedHandoff;
+pub use records::{ConversationRecord, Direction, OutboxEntry, OutboxStatus, TranscriptLine};
+pub use turn::{Committed, Turn, TurnOutcome, TurnStart};
+
+/// How long an operation waits for a free connection before the database counts as
+/// unavailable: long enough for a busy pool, short enough for a chat user to wait.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The database of conversations, leads, their hand-off outbox and the knowledge base.
+/// Cheap to clone: clones share one pool.
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+    /// The server's URL without a password, for [`StoreError::Unavailable`].
+    shown_url: Arc<str>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("url", &self.shown_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to the database at `url` with at most `max_connections` connections,
+    /// opening one at once so that an unreachable server is reported here.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] names the URL without its password when the server is
+    /// unreachable or refuses us; [`StoreError::InvalidUrl`] when the URL does not parse.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        let shown = redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|error| StoreError::from_sqlx(error, &shown))?;
+        // One direct attempt first: the pool retries a refused connection until its
+        // acquire timeout, and an unreachable server should be reported at once.
+        let probe = options
+            .connect()
+            .await
+            .map_err(|error| StoreError::from_sqlx(error, &shown))?;
+        // Closing politely; the probe's outcome is already known.
+        let _ = probe.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|error| StoreError::from_sqlx(error, &shown))?;
+        Ok(Store {
+            pool,
+            shown_url: shown.into(),
+        })
+    }
+
+    /// Wraps an existing pool, e.g. the one `#[sqlx::test]` provides.
+    pub fn from_pool(pool: PgPool) -> Store {
+        let options = pool.connect_options();
+        let database = options.get_database().unwrap_or_default();
+        let shown = format!(
+            "postgres://{}@{}:{}/{database}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        );
+        Store {
+            pool,
+            shown_url: shown.into(),
+        }
+    }
+
+    /// The underlying pool, for tests and for crates that need a raw connection.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Checks that the database answers, for readiness probes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(|error| self.error(error))
+    }
+
+    /// Applies the embedded migrations that have not been applied yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Migrate`] when a migration fails or the database holds migrations this
+    /// build does not know (a newer Closer ran against it).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|error| match error {
+                sqlx::migrate::MigrateError::Execute(inner) if is_unavailable(&inner) => {
+                    self.error(inner)
+                }
+                other => StoreError::Migrate(other),
+            })
+    }
+
+    /// Classifies an error of an operation on this store's database.
+    pub(crate) fn error(&self, error: sqlx::Error) -> StoreError {
+        StoreError::from_sqlx(error, &self.shown_url)
+    }
+}
+
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    error::unavailable_reason(error).is_some()
+}

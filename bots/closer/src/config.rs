@@ -1,0 +1,305 @@
+//! Closer's configuration: one TOML file with every default visible, environment overrides
+//! (`CLOSER__SECTION__KEY`), unknown keys rejected with their name, secrets wrapped.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use closer_knowledge::RetrieverSettings;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Where Closer looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "config/closer.toml";
+
+/// The local database used when none is configured; created on first use.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/closer";
+
+/// The playbook shipped with Closer, used when the configured default file is absent, so that the
+/// binary runs on its built-in defaults from any folder.
+pub const BUILT_IN_PLAYBOOK: &str = include_str!("../../../config/playbook.toml");
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub server: ServerConfig,
+    pub knowledge: KnowledgeConfig,
+    pub assistant: AssistantConfig,
+    pub handoff: HandoffConfig,
+    pub log: LogConfig,
+    /// The folder relative paths are resolved against: the configuration file's folder.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file the configuration was read from, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A PostgreSQL URL. It may hold a password, so it is a secret: never printed whole.
+    pub url: Option<SecretString>,
+    /// A file holding the URL (a mounted secret); used when `url` is not set.
+    pub url_file: Option<PathBuf>,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: None,
+            url_file: None,
+            max_connections: 10,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The address the HTTP server (health, metrics, webhooks) listens on.
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// The knowledge-base folder imported when the store holds no documents yet.
+    pub dir: PathBuf,
+    /// Whether `serve` and `chat` import `dir` when the store holds no documents.
+    pub import_when_empty: bool,
+    pub retriever: RetrieverSettings,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            dir: PathBuf::from("kb"),
+            import_when_empty: true,
+            retriever: RetrieverSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AssistantConfig {
+    /// The persona, phrases, qualification questions and objection playbook.
+    pub playbook: PathBuf,
+}
+
+impl Default for AssistantConfig {
+    fn default() -> Self {
+        AssistantConfig {
+            playbook: PathBuf::from("playbook.toml"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HandoffConfig {
+    /// The hand-off targets every new lead is queued for in the outbox.
+    pub targets: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `closer=debug,sqlx=warn`; `RUST_LOG` overrides it.
+    /// Unset: `info` for `serve`, `warn` for the interactive commands.
+    pub level: Option<String>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Loads the configuration: the file (the given one, else `config/closer.toml` when it
+    /// exists, else the built-in defaults), then `CLOSER__SECTION__KEY` environment overrides.
+    ///
+    /// # Errors
+    /// A missing file that was asked for, a TOML syntax error, an unknown key or a bad value,
+    /// each naming the file and the key.
+    pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
+        Config::load_from(explicit, Env::prefixed("CLOSER__").split("__"))
+    }
+
+    fn load_from(explicit: Option<&Path>, env: Env) -> anyhow::Result<Config> {
+        let source = match explicit {
+            Some(path) if !path.is_file() => {
+                bail!("the configuration file {} does not exist", path.display())
+            }
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_PATH)).filter(|path| path.is_file()),
+        };
+        let mut figment = Figment::new();
+        if let Some(path) = &source {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut config: Config = figment.merge(env).extract().map_err(|error| {
+            let origin = source
+                .as_ref()
+                .map_or("the built-in defaults".to_owned(), |path| {
+                    path.display().to_string()
+                });
+            anyhow::anyhow!(
+                "invalid configuration (from {origin} and CLOSER__ environment variables): {error}"
+            )
+        })?;
+        config.base_dir = source
+            .as_ref()
+            .and_then(|path| path.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("config"));
+        config.source = source;
+        Ok(config)
+    }
+
+    /// A path from the configuration, resolved against the configuration file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The database URL: configured, read from `url_file`, or the local default.
+    /// Returns whether it is the default, so that the caller can say so.
+    ///
+    /// # Errors
+    /// `url_file` cannot be read.
+    pub fn database_url(&self) -> anyhow::Result<(SecretString, bool)> {
+        if let Some(url) = &self.database.url {
+            return Ok((url.clone(), false));
+        }
+        if let Some(file) = &self.database.url_file {
+            let file = self.resolve(file);
+            let text = std::fs::read_to_string(&file).with_context(|| {
+                format!("while reading the database URL from {}", file.display())
+            })?;
+            return Ok((SecretString::from(text.trim().to_owned()), false));
+        }
+        Ok((SecretString::from(DEFAULT_DATABASE_URL.to_owned()), true))
+    }
+
+    /// The playbook's text: the configured file, or the built-in one when the default file is absent.
+    ///
+    /// # Errors
+    /// A playbook file that was configured explicitly cannot be read.
+    pub fn playbook_text(&self) -> anyhow::Result<String> {
+        let path = self.resolve(&self.assistant.playbook);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(_) if self.assistant.playbook == AssistantConfig::default().playbook => {
+                Ok(BUILT_IN_PLAYBOOK.to_owned())
+            }
+            Err(error) => {
+                Err(error).with_context(|| format!("while reading the playbook {}", path.display()))
+            }
+        }
+    }
+}
+
+/// Exposes a secret URL only to hand it to the database driver.
+pub fn expose(url: &SecretString) -> &str {
+    url.expose_secret()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> anyhow::Result<Config> {
+        let dir = std::env::temp_dir().join(format!("closer-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join("closer.toml");
+        std::fs::write(&path, text)?;
+        let result =
+            Config::load_from(Some(&path), Env::prefixed("CLOSER_TEST_NONE__").split("__"));
+        std::fs::remove_dir_all(&dir)?;
+        result
+    }
+
+    #[test]
+    fn every_file_in_config_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut loaded = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("closer") && name.ends_with(".toml") {
+                let config =
+                    Config::load_from(Some(&path), Env::prefixed("CLOSER_TEST_NONE__").split("__"))
+                        .unwrap_or_else(|error| panic!("{name}: {error:#}"));
+                closer_dialog::DialogConfig::from_toml_str(&config.playbook_text().unwrap())
+                    .unwrap_or_else(|error| panic!("{name}: playbook: {error}"));
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 1, "no closer*.toml in config/");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let error = load_text("[database]\nmax_conections = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("max_conections"), "{error}");
+        let error = load_text("[databse]\n").unwrap_err().to_string();
+        assert!(error.contains("databse"), "{error}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let config = load_text("[database]\nurl = \"postgres://u:hunter2@db/closer\"\n").unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own large error type.
+    fn environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("closer.toml", "[server]\nlisten = \"127.0.0.1:1\"\n")?;
+            jail.set_env("CLOSER__SERVER__LISTEN", "127.0.0.1:2");
+            let config = Config::load(Some(Path::new("closer.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.server.listen, "127.0.0.1:2");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn defaults_without_a_file_point_at_the_demo() {
+        let config =
+            Config::load_from(None, Env::prefixed("CLOSER_TEST_NONE__").split("__")).unwrap();
+        assert_eq!(config.database.max_connections, 10);
+        let (_, is_default) = config.database_url().unwrap();
+        assert!(is_default);
+    }
+}

@@ -1,0 +1,789 @@
+//! `closer eval`: runs an evaluation set (the format of `shared/eval/README.md`) through the
+//! real engine and store on a fresh database, scores it, and prints the figures.
+//!
+//! The scoring follows the set's README to the letter, and `--json` writes every answer and
+//! every dialog's outcome so that anyone can score a run independently.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::Utc;
+use closer_engine::Engine;
+use closer_model::{Channel, InboundContent, InboundMessage, Lead, ReplyKind};
+use closer_store::Store;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::{expose, Config};
+
+/// An answer longer than this counts as wrong: a prospect in a messenger wants an answer.
+pub const MAX_ANSWER_CHARS: usize = 700;
+
+#[derive(Debug, Clone)]
+pub struct EvalArgs {
+    pub kb: PathBuf,
+    pub questions: Option<PathBuf>,
+    pub dialogs: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub min_accuracy: Option<f64>,
+    pub min_dialogs: Option<f64>,
+    pub verbose: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Question {
+    pub id: String,
+    pub lang: String,
+    pub question: String,
+    pub kind: String,
+    #[serde(default)]
+    pub expect_all: Vec<String>,
+    #[serde(default)]
+    pub expect_any: Option<Vec<String>>,
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dialog {
+    pub id: String,
+    pub lang: String,
+    pub turns: Vec<String>,
+    pub expect: DialogExpectation,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct DialogExpectation {
+    pub lead: bool,
+    #[serde(default)]
+    pub contact: ExpectedContact,
+    #[serde(default)]
+    pub interest: Vec<String>,
+    #[serde(default)]
+    pub objections: Vec<String>,
+    #[serde(default)]
+    pub handoff: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ExpectedContact {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+}
+
+/// One line of `--json` for a question.
+#[derive(Debug, Serialize)]
+struct QuestionRecord<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    answer: &'a str,
+    sources: &'a [String],
+    declined: bool,
+    latency_ms: f64,
+}
+
+/// One line of `--json` for a dialog.
+#[derive(Debug, Serialize)]
+struct DialogRecord<'a> {
+    r#type: &'static str,
+    id: &'a str,
+    replies: &'a [String],
+    lead: Option<LeadRecord>,
+    objections: &'a [String],
+    handoff: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct LeadRecord {
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    company: Option<String>,
+    summary: String,
+}
+
+impl From<&Lead> for LeadRecord {
+    fn from(lead: &Lead) -> Self {
+        let contact = &lead.details.contact;
+        LeadRecord {
+            name: contact.name.clone(),
+            phone: contact.phone.as_ref().map(ToString::to_string),
+            email: contact.email.as_ref().map(ToString::to_string),
+            company: contact.company.clone(),
+            summary: lead.details.summary.clone(),
+        }
+    }
+}
+
+/// What the assistant answered to one question.
+#[derive(Debug, Clone)]
+pub struct AnswerOutcome {
+    pub answer: String,
+    pub sources: Vec<String>,
+    pub declined: bool,
+}
+
+/// What became of one dialog.
+#[derive(Debug, Clone)]
+pub struct DialogOutcome {
+    pub lead: Option<LeadRecordView>,
+    pub objections: Vec<String>,
+    pub handoff: bool,
+}
+
+/// The lead's fields as the scorer reads them.
+#[derive(Debug, Clone, Default)]
+pub struct LeadRecordView {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub summary: String,
+}
+
+/// Lower case, `ё` read as `е`, and every character that is not a letter or a digit removed.
+pub fn normalise(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|ch| if ch == 'ё' { 'е' } else { ch })
+        .filter(|ch| ch.is_alphanumeric())
+        .collect()
+}
+
+/// Scores one answer by the README's rules.
+pub fn answer_is_correct(question: &Question, outcome: &AnswerOutcome) -> bool {
+    if outcome.answer.chars().count() > MAX_ANSWER_CHARS {
+        return false;
+    }
+    match question.kind.as_str() {
+        "unanswerable" => outcome.declined,
+        "smalltalk" => {
+            !outcome.declined && outcome.sources.is_empty() && !outcome.answer.trim().is_empty()
+        }
+        _ => {
+            let answer = normalise(&outcome.answer);
+            let all = question
+                .expect_all
+                .iter()
+                .all(|expected| answer.contains(&normalise(expected)));
+            let any = match &question.expect_any {
+                Some(options) if !options.is_empty() => options
+                    .iter()
+                    .any(|expected| answer.contains(&normalise(expected))),
+                _ => true,
+            };
+            all && any && !outcome.declined
+        }
+    }
+}
+
+/// Scores one dialog by the README's rules; returns the reasons it failed (empty: passed).
+pub fn dialog_failures(dialog: &Dialog, outcome: &DialogOutcome) -> Vec<String> {
+    let expect = &dialog.expect;
+    let mut failures = Vec::new();
+    match (&outcome.lead, expect.lead) {
+        (None, true) => failures.push("no lead was created".to_owned()),
+        (Some(_), false) => {
+            failures.push("a lead was created although none was expected".to_owned())
+        }
+        _ => {}
+    }
+    if let Some(lead) = &outcome.lead {
+        let digits = |text: &str| {
+            text.chars()
+                .filter(char::is_ascii_digit)
+                .collect::<String>()
+        };
+        let checks = [
+            (
+                "name",
+                &expect.contact.name,
+                &lead.name,
+                normalise as fn(&str) -> String,
+            ),
+            (
+                "phone",
+                &expect.contact.phone,
+                &lead.phone,
+                digits as fn(&str) -> String,
+            ),
+            (
+                "email",
+                &expect.contact.email,
+                &lead.email,
+                normalise as fn(&str) -> String,
+            ),
+            (
+                "company",
+                &expect.contact.company,
+                &lead.company,
+                normalise as fn(&str) -> String,
+            ),
+        ];
+        for (field, expected, actual, canonical) in checks {
+            if let Some(expected) = expected {
+                let matches = actual
+                    .as_deref()
+                    .is_some_and(|actual| canonical(actual) == canonical(expected));
+                if !matches {
+                    failures.push(format!("{field}: expected {expected:?}, got {actual:?}"));
+                }
+            }
+        }
+        let summary = normalise(&lead.summary);
+        for word in &expect.interest {
+            if !summary.contains(&normalise(word)) {
+                failures.push(format!(
+                    "interest {word:?} not in the summary {:?}",
+                    lead.summary
+                ));
+            }
+        }
+    }
+    for kind in &expect.objections {
+        if !outcome.objections.contains(kind) {
+            failures.push(format!(
+                "objection {kind:?} not recognised (saw {:?})",
+                outcome.objections
+            ));
+        }
+    }
+    if let Some(handoff) = expect.handoff {
+        if handoff != outcome.handoff {
+            failures.push(format!(
+                "hand-off expected {handoff}, was {}",
+                outcome.handoff
+            ));
+        }
+    }
+    failures
+}
+
+/// Reads a JSON-lines file, naming the file and line of a bad line.
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("while reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(number, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: not a valid line", path.display(), number + 1))
+        })
+        .collect()
+}
+
+/// Runs the set on a fresh database that is dropped afterwards, prints the report, and fails
+/// when a threshold is not met.
+///
+/// # Errors
+/// The set cannot be read, the database cannot be created, or a threshold is missed.
+pub async fn run(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
+    let questions: Vec<Question> = match &args.questions {
+        Some(path) => read_jsonl(path)?,
+        None => Vec::new(),
+    };
+    let dialogs: Vec<Dialog> = match &args.dialogs {
+        Some(path) => read_jsonl(path)?,
+        None => Vec::new(),
+    };
+    if questions.is_empty() && dialogs.is_empty() {
+        bail!("nothing to evaluate: give --questions and/or --dialogs");
+    }
+
+    let (base_url, _) = config.database_url()?;
+    let database_url = fresh_database_url(expose(&base_url))?;
+    let shown = closer_store::redact_url(&database_url);
+    closer_store::ensure_database(&database_url)
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!("cannot create the evaluation database {shown}: {error}")
+        })?;
+    let result = run_on(config, args, &database_url, &questions, &dialogs).await;
+    if let Err(error) = closer_store::drop_database(&database_url).await {
+        eprintln!("could not drop the evaluation database {shown}: {error}");
+    }
+    let report = result?;
+    report.print();
+    report.check(args)
+}
+
+async fn run_on(
+    config: &Config,
+    args: &EvalArgs,
+    database_url: &str,
+    questions: &[Question],
+    dialogs: &[Dialog],
+) -> anyhow::Result<Report> {
+    let store = Store::connect(database_url, 4).await?;
+    store.migrate().await?;
+    let scanned = closer_knowledge::read_dir(&args.kb, |_, _| {})
+        .with_context(|| format!("while reading the knowledge base {}", args.kb.display()))?;
+    for skipped in &scanned.skipped {
+        eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    store.sync_documents(&scanned.documents).await?;
+    let retriever =
+        closer_knowledge::Retriever::build(&scanned.documents, &config.knowledge.retriever)?;
+    let dialog_config = closer_dialog::DialogConfig::from_toml_str(&config.playbook_text()?)?;
+    let engine = Engine::new(store.clone(), dialog_config, retriever, Vec::new());
+
+    let mut json = match &args.json {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("while creating {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut report = Report::default();
+    let run_id = Uuid::new_v4().simple().to_string();
+
+    for question in questions {
+        let started = Instant::now();
+        let handled = engine
+            .handle(&message(
+                &format!("{run_id}-q-{}", question.id),
+                0,
+                &question.question,
+            ))
+            .await?;
+        let latency = started.elapsed();
+        report.latencies.push(latency);
+        let outcome = AnswerOutcome {
+            answer: handled
+                .replies
+                .iter()
+                .map(|reply| reply.text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            sources: handled
+                .replies
+                .iter()
+                .flat_map(|reply| {
+                    reply
+                        .citations
+                        .iter()
+                        .map(|citation| citation.source.clone())
+                })
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            declined: handled
+                .replies
+                .iter()
+                .any(|reply| reply.kind == ReplyKind::Declined),
+        };
+        let correct = answer_is_correct(question, &outcome);
+        report.record_question(question, &outcome, correct);
+        if args.verbose && !correct {
+            println!(
+                "WRONG {} [{} {}] {:?}\n  expected all {:?} any {:?} from {:?}\n  answer ({}{}): {}\n",
+                question.id,
+                question.kind,
+                question.lang,
+                question.question,
+                question.expect_all,
+                question.expect_any,
+                question.sources,
+                if outcome.declined { "declined, " } else { "" },
+                outcome.sources.join(", "),
+                outcome.answer.replace('\n', " / ")
+            );
+        }
+        if let Some(out) = json.as_mut() {
+            let record = QuestionRecord {
+                r#type: "question",
+                id: &question.id,
+                answer: &outcome.answer,
+                sources: &outcome.sources,
+                declined: outcome.declined,
+                latency_ms: latency.as_secs_f64() * 1000.0,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            writeln!(out)?;
+        }
+    }
+
+    for dialog in dialogs {
+        let chat_id = format!("{run_id}-d-{}", dialog.id);
+        let mut replies = Vec::new();
+        let mut conversation_id = None;
+        for (number, turn) in dialog.turns.iter().enumerate() {
+            let started = Instant::now();
+            let handled = engine.handle(&message(&chat_id, number, turn)).await?;
+            report.latencies.push(started.elapsed());
+            conversation_id = conversation_id.or(handled.conversation_id);
+            replies.push(
+                handled
+                    .replies
+                    .iter()
+                    .map(|reply| reply.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n\n"),
+            );
+        }
+        let lead = match conversation_id {
+            Some(id) => store.lead_for_conversation(id).await?,
+            None => None,
+        };
+        let state = match store.conversation_by_chat(Channel::Eval, &chat_id).await? {
+            Some(record) => serde_json::from_value::<closer_dialog::DialogState>(record.state)
+                .unwrap_or_default(),
+            None => closer_dialog::DialogState::default(),
+        };
+        let objections: Vec<String> = state
+            .objections()
+            .iter()
+            .map(|kind| kind.as_str().to_owned())
+            .collect();
+        let lead_record = lead.as_ref().map(LeadRecord::from);
+        let outcome = DialogOutcome {
+            lead: lead_record.clone().map(|lead| LeadRecordView {
+                name: lead.name,
+                phone: lead.phone,
+                email: lead.email,
+                company: lead.company,
+                summary: lead.summary,
+            }),
+            objections: objections.clone(),
+            handoff: state.handed_off(),
+        };
+        let failures = dialog_failures(dialog, &outcome);
+        report.record_dialog(dialog, &outcome, failures.is_empty());
+        if args.verbose && !failures.is_empty() {
+            println!(
+                "FAILED {} [{}]: {}\n",
+                dialog.id,
+                dialog.lang,
+                failures.join("; ")
+            );
+        }
+        if let Some(out) = json.as_mut() {
+            let record = DialogRecord {
+                r#type: "dialog",
+                id: &dialog.id,
+                replies: &replies,
+                lead: lead_record,
+                objections: &objections,
+                handoff: outcome.handoff,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            writeln!(out)?;
+        }
+    }
+    if let Some(mut out) = json {
+        out.flush()?;
+    }
+    Ok(report)
+}
+
+fn message(chat_id: &str, number: usize, text: &str) -> InboundMessage {
+    InboundMessage {
+        channel: Channel::Eval,
+        chat_id: chat_id.to_owned(),
+        platform_message_id: format!("{chat_id}-{number}"),
+        sender_name: None,
+        content: InboundContent::Text {
+            text: text.to_owned(),
+        },
+        received_at: Utc::now(),
+    }
+}
+
+/// The URL of a new, uniquely named database on the same server as `base`.
+fn fresh_database_url(base: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(base).context("the database URL is not a valid URL")?;
+    url.set_path(&format!(
+        "closer_eval_{}",
+        &Uuid::new_v4().simple().to_string()[..12]
+    ));
+    Ok(url.to_string())
+}
+
+/// A fraction out of a count.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    passed: usize,
+    total: usize,
+}
+
+impl Tally {
+    fn add(&mut self, passed: bool) {
+        self.total += 1;
+        self.passed += usize::from(passed);
+    }
+
+    fn rate(self) -> f64 {
+        if self.total == 0 {
+            0.0
+        } else {
+            self.passed as f64 / self.total as f64
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:5.1}%  ({}/{})",
+            self.rate() * 100.0,
+            self.passed,
+            self.total
+        )
+    }
+}
+
+#[derive(Debug, Default)]
+struct Report {
+    answers: Tally,
+    by_kind: BTreeMap<String, Tally>,
+    by_lang: BTreeMap<String, Tally>,
+    declined_correctly: Tally,
+    /// Answerable questions the assistant declined.
+    false_declines: usize,
+    dialogs: Tally,
+    dialogs_by_lang: BTreeMap<String, Tally>,
+    /// Dialogs that should end with a lead and did.
+    conversion: Tally,
+    /// Leads created for a dialog that should not have one.
+    false_leads: usize,
+    latencies: Vec<Duration>,
+}
+
+impl Report {
+    fn record_question(&mut self, question: &Question, outcome: &AnswerOutcome, correct: bool) {
+        self.answers.add(correct);
+        self.by_kind
+            .entry(question.kind.clone())
+            .or_default()
+            .add(correct);
+        self.by_lang
+            .entry(question.lang.clone())
+            .or_default()
+            .add(correct);
+        if question.kind == "unanswerable" {
+            self.declined_correctly.add(outcome.declined);
+        } else if question.kind != "smalltalk" && outcome.declined {
+            self.false_declines += 1;
+        }
+    }
+
+    fn record_dialog(&mut self, dialog: &Dialog, outcome: &DialogOutcome, passed: bool) {
+        self.dialogs.add(passed);
+        self.dialogs_by_lang
+            .entry(dialog.lang.clone())
+            .or_default()
+            .add(passed);
+        if dialog.expect.lead {
+            self.conversion.add(outcome.lead.is_some());
+        } else if outcome.lead.is_some() {
+            self.false_leads += 1;
+        }
+    }
+
+    fn percentile(&self, fraction: f64) -> f64 {
+        let mut sorted: Vec<f64> = self
+            .latencies
+            .iter()
+            .map(|latency| latency.as_secs_f64() * 1000.0)
+            .collect();
+        sorted.sort_by(f64::total_cmp);
+        match sorted.len() {
+            0 => 0.0,
+            len => sorted[((len as f64 * fraction).ceil() as usize).clamp(1, len) - 1],
+        }
+    }
+
+    fn print(&self) {
+        println!("Answers");
+        println!("  accuracy            {}", self.answers);
+        for (kind, tally) in &self.by_kind {
+            println!("    {kind:<17} {tally}");
+        }
+        for (lang, tally) in &self.by_lang {
+            println!("    lang {lang:<12} {tally}");
+        }
+        println!("  declined correctly  {}", self.declined_correctly);
+        println!("  false declines      {}", self.false_declines);
+        println!("Dialogs");
+        println!("  passed              {}", self.dialogs);
+        for (lang, tally) in &self.dialogs_by_lang {
+            println!("    lang {lang:<12} {tally}");
+        }
+        println!("  lead conversion     {}", self.conversion);
+        println!("  unexpected leads    {}", self.false_leads);
+        println!(
+            "Latency per answer (engine and store, {} answers)",
+            self.latencies.len()
+        );
+        println!(
+            "  p50 {:.1} ms   p95 {:.1} ms   p99 {:.1} ms",
+            self.percentile(0.50),
+            self.percentile(0.95),
+            self.percentile(0.99)
+        );
+    }
+
+    fn check(&self, args: &EvalArgs) -> anyhow::Result<()> {
+        let as_fraction = |value: f64| if value > 1.0 { value / 100.0 } else { value };
+        if let Some(minimum) = args.min_accuracy.map(as_fraction) {
+            if self.answers.total > 0 && self.answers.rate() < minimum {
+                bail!(
+                    "answer accuracy {:.1}% is below --min-accuracy {:.1}%",
+                    self.answers.rate() * 100.0,
+                    minimum * 100.0
+                );
+            }
+        }
+        if let Some(minimum) = args.min_dialogs.map(as_fraction) {
+            if self.dialogs.total > 0 && self.dialogs.rate() < minimum {
+                bail!(
+                    "dialog pass rate {:.1}% is below --min-dialogs {:.1}%",
+                    self.dialogs.rate() * 100.0,
+                    minimum * 100.0
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(kind: &str, all: &[&str], any: Option<&[&str]>) -> Question {
+        Question {
+            id: "q".into(),
+            lang: "ru".into(),
+            question: "?".into(),
+            kind: kind.into(),
+            expect_all: all.iter().map(|s| s.to_string()).collect(),
+            expect_any: any.map(|options| options.iter().map(|s| s.to_string()).collect()),
+            sources: vec![],
+        }
+    }
+
+    fn answer(text: &str, declined: bool, sources: &[&str]) -> AnswerOutcome {
+        AnswerOutcome {
+            answer: text.into(),
+            declined,
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn normalises_like_the_readme() {
+        assert_eq!(normalise("49 900 ₽"), "49900");
+        assert_eq!(normalise("Ёлка, PRO!"), "елкаpro");
+        assert!(normalise("Стоит 49 900 рублей").contains(&normalise("49 900 ₽")));
+    }
+
+    #[test]
+    fn scores_answers() {
+        let price = question("price", &["49 900 ₽"], None);
+        assert!(answer_is_correct(
+            &price,
+            &answer("Тариф стоит 49900 рублей.", false, &["a.md"])
+        ));
+        assert!(!answer_is_correct(
+            &price,
+            &answer("Тариф стоит 49900 рублей.", true, &["a.md"])
+        ));
+        assert!(!answer_is_correct(
+            &price,
+            &answer(&format!("49900 {}", "x".repeat(700)), false, &[])
+        ));
+        let any = question("fact", &["Бизнес"], Some(&["3", "три"]));
+        assert!(answer_is_correct(
+            &any,
+            &answer("На тарифе Бизнес — до трёх... три склада", false, &[])
+        ));
+        assert!(!answer_is_correct(
+            &any,
+            &answer("На тарифе Бизнес", false, &[])
+        ));
+        let unanswerable = question("unanswerable", &[], None);
+        assert!(answer_is_correct(
+            &unanswerable,
+            &answer("Не знаю, позвать менеджера?", true, &[])
+        ));
+        assert!(!answer_is_correct(
+            &unanswerable,
+            &answer("Да, есть.", false, &["a.md"])
+        ));
+        let smalltalk = question("smalltalk", &[], None);
+        assert!(answer_is_correct(
+            &smalltalk,
+            &answer("Здравствуйте! Чем помочь?", false, &[])
+        ));
+        assert!(!answer_is_correct(
+            &smalltalk,
+            &answer("Здравствуйте!", false, &["a.md"])
+        ));
+    }
+
+    #[test]
+    fn scores_dialogs() {
+        let dialog = Dialog {
+            id: "d".into(),
+            lang: "ru".into(),
+            turns: vec![],
+            expect: DialogExpectation {
+                lead: true,
+                contact: ExpectedContact {
+                    phone: Some("+79215551234".into()),
+                    name: Some("Марина Белова".into()),
+                    ..Default::default()
+                },
+                interest: vec!["Ozon".into()],
+                objections: vec!["price".into()],
+                handoff: None,
+            },
+        };
+        let good = DialogOutcome {
+            lead: Some(LeadRecordView {
+                name: Some("марина белова".into()),
+                phone: Some("+7 921 555 12 34".into()),
+                summary: "Склад, продаём на Ozon".into(),
+                ..Default::default()
+            }),
+            objections: vec!["price".into()],
+            handoff: false,
+        };
+        assert_eq!(dialog_failures(&dialog, &good), Vec::<String>::new());
+        let no_lead = DialogOutcome {
+            lead: None,
+            ..good.clone()
+        };
+        assert_eq!(
+            dialog_failures(&dialog, &no_lead),
+            vec!["no lead was created".to_owned()]
+        );
+        let wrong_phone = DialogOutcome {
+            lead: Some(LeadRecordView {
+                phone: Some("+79215550000".into()),
+                ..good.lead.clone().unwrap()
+            }),
+            ..good.clone()
+        };
+        assert_eq!(dialog_failures(&dialog, &wrong_phone).len(), 1);
+    }
+
+    #[test]
+    fn fresh_database_urls_keep_the_server() {
+        let url =
+            fresh_database_url("postgres://u:p@db.example:5433/closer?sslmode=disable").unwrap();
+        assert!(
+            url.starts_with("postgres://u:p@db.example:5433/closer_eval_"),
+            "{url}"
+        );
+        assert!(url.ends_with("?sslmode=disable"), "{url}");
+    }
+}

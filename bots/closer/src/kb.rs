@@ -1,0 +1,143 @@
+//! `closer kb`: importing a knowledge-base folder into the store and searching it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use closer_knowledge::{AudienceFilter, Retriever};
+use closer_store::Store;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+
+/// Reads `dir`, shows progress, and synchronises the store with it: new and changed files are
+/// stored, unchanged ones left alone, and documents whose files are gone removed.
+///
+/// # Errors
+/// The folder cannot be read, or the store fails.
+pub async fn import(store: &Store, dir: &Path, show_progress: bool) -> anyhow::Result<()> {
+    let bar = if show_progress {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let scanned = closer_knowledge::read_dir(dir, |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .with_context(|| format!("while reading the knowledge base in {}", dir.display()))?;
+    bar.finish_and_clear();
+
+    // Building the index before storing proves every document can be indexed.
+    Retriever::build(&scanned.documents, &Default::default())
+        .with_context(|| format!("while indexing the knowledge base in {}", dir.display()))?;
+    let report = store
+        .sync_documents(&scanned.documents)
+        .await
+        .context("while storing the knowledge base")?;
+    println!(
+        "Imported {} from {}: {} added, {} updated, {} unchanged, {} removed.",
+        plural(scanned.documents.len(), "document"),
+        dir.display(),
+        report.added.len(),
+        report.updated.len(),
+        report.unchanged.len(),
+        report.removed.len(),
+    );
+    for (label, sources) in [
+        ("added", &report.added),
+        ("updated", &report.updated),
+        ("removed", &report.removed),
+    ] {
+        for source in sources {
+            println!("  {label}: {source}");
+        }
+    }
+    for skipped in &scanned.skipped {
+        println!("  skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    Ok(())
+}
+
+/// Prints the passages retrieval finds for `query`, best first, with their scores.
+///
+/// # Errors
+/// The store fails or the index cannot be built.
+pub async fn search(
+    config: &Config,
+    store: &Store,
+    query: &str,
+    limit: usize,
+    internal: bool,
+) -> anyhow::Result<()> {
+    let retriever = load(config, store).await?;
+    let audience = if internal {
+        AudienceFilter::All
+    } else {
+        AudienceFilter::PublicOnly
+    };
+    let passages = retriever.search(query, audience, limit);
+    if passages.is_empty() {
+        println!("Nothing found for {query:?}.");
+    }
+    for (rank, passage) in passages.iter().enumerate() {
+        println!(
+            "{}. [{:.2}] {} — {}",
+            rank + 1,
+            passage.score,
+            passage.source,
+            passage.title
+        );
+        for line in passage
+            .text
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .take(6)
+        {
+            println!("     {line}");
+        }
+    }
+    Ok(())
+}
+
+/// The retriever over the stored knowledge base. When the store holds no documents and the
+/// configuration allows it, the configured folder (the demo knowledge base by default) is
+/// imported first, and the user is told so.
+///
+/// # Errors
+/// The store fails, the folder cannot be read, or the index cannot be built.
+pub async fn load(config: &Config, store: &Store) -> anyhow::Result<Retriever> {
+    let mut documents = store
+        .documents()
+        .await
+        .context("while loading the knowledge base")?;
+    if documents.is_empty() && config.knowledge.import_when_empty {
+        let dir = config.resolve(&config.knowledge.dir);
+        if dir.is_dir() {
+            eprintln!("The knowledge base is empty: importing {}.", dir.display());
+            import(store, &dir, false).await?;
+            documents = store
+                .documents()
+                .await
+                .context("while loading the knowledge base")?;
+        } else {
+            eprintln!(
+                "The knowledge base is empty and {} does not exist: the assistant will offer a person for every question. Run `closer kb import DIR`.",
+                dir.display()
+            );
+        }
+    }
+    Retriever::build(&documents, &config.knowledge.retriever)
+        .context("while indexing the knowledge base")
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}

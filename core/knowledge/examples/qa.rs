@@ -1,0 +1,189 @@
+//! The quality harness: answers an evaluation set's questions and scores them by the eval README rules.
+//!
+//! `cargo run --release -p closer-knowledge --example qa -- <eval dir> [-v]`
+//! or `... -- --kb <dir> --questions <file> [-v]`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use closer_knowledge::{read_dir, AudienceFilter, Retriever, RetrieverSettings};
+use closer_model::Lang;
+
+fn normalize(text: &str) -> String {
+    text.to_lowercase()
+        .replace('ё', "е")
+        .chars()
+        .filter(|character| character.is_alphanumeric())
+        .collect()
+}
+
+fn strings(value: &serde_json::Value, key: &str) -> Vec<String> {
+    value[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let verbose = arguments.iter().any(|argument| argument == "-v");
+    let mut kb_dir = None;
+    let mut questions_file = None;
+    let mut index = 0;
+    while index < arguments.len() {
+        match arguments[index].as_str() {
+            "--kb" => {
+                kb_dir = arguments.get(index + 1).map(PathBuf::from);
+                index += 1;
+            }
+            "--questions" => {
+                questions_file = arguments.get(index + 1).map(PathBuf::from);
+                index += 1;
+            }
+            "-v" => {}
+            dir => {
+                kb_dir = Some(PathBuf::from(dir).join("kb"));
+                questions_file = Some(PathBuf::from(dir).join("questions.jsonl"));
+            }
+        }
+        index += 1;
+    }
+    let (Some(kb_dir), Some(questions_file)) = (kb_dir, questions_file) else {
+        return Err("usage: qa <eval dir> | --kb <dir> --questions <file> [-v]".into());
+    };
+    let scanned = read_dir(&kb_dir, |_, _| {})?;
+    for skipped in &scanned.skipped {
+        println!("skipped {}: {}", skipped.path.display(), skipped.reason);
+    }
+    let started = Instant::now();
+    // `QA_SETTINGS='{"min_coverage":0.45}'` tries other settings without rebuilding.
+    let settings: RetrieverSettings = match std::env::var("QA_SETTINGS") {
+        Ok(json) => serde_json::from_str(&json)?,
+        Err(_) => RetrieverSettings::default(),
+    };
+    let retriever = Retriever::build(&scanned.documents, &settings)?;
+    println!(
+        "built {} documents, {} passages in {:?}",
+        scanned.documents.len(),
+        retriever.passage_count(),
+        started.elapsed()
+    );
+
+    let mut per_kind: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut per_lang: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let (mut correct, mut total, mut false_declines) = (0, 0, 0);
+    let mut latencies = Vec::new();
+    for line in std::fs::read_to_string(&questions_file)?.lines() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let question: serde_json::Value = serde_json::from_str(line)?;
+        let kind = question["kind"].as_str().unwrap_or_default().to_string();
+        if kind == "smalltalk" {
+            continue;
+        }
+        let lang = Lang::parse(question["lang"].as_str().unwrap_or("ru")).unwrap_or_default();
+        let text = question["question"].as_str().unwrap_or_default();
+        let started = Instant::now();
+        let answer = retriever.answer(text, lang, AudienceFilter::PublicOnly);
+        latencies.push(started.elapsed());
+        let expect_all = strings(&question, "expect_all");
+        let expect_any = strings(&question, "expect_any");
+        let is_correct = match (&answer, kind.as_str()) {
+            (None, "unanswerable") => true,
+            (Some(_), "unanswerable") | (None, _) => false,
+            (Some(answer), _) => {
+                let normalized = normalize(&answer.text);
+                answer.text.chars().count() <= 700
+                    && expect_all
+                        .iter()
+                        .all(|expected| normalized.contains(&normalize(expected)))
+                    && (expect_any.is_empty()
+                        || expect_any
+                            .iter()
+                            .any(|expected| normalized.contains(&normalize(expected))))
+            }
+        };
+        if answer.is_none() && kind != "unanswerable" {
+            false_declines += 1;
+        }
+        total += 1;
+        correct += usize::from(is_correct);
+        for (key, map) in [
+            (kind.clone(), &mut per_kind),
+            (lang.as_str().to_string(), &mut per_lang),
+        ] {
+            let entry = map.entry(key).or_default();
+            entry.0 += usize::from(is_correct);
+            entry.1 += 1;
+        }
+        if verbose && !is_correct {
+            println!(
+                "FAIL {} [{kind}] {text}\n  expected all {expect_all:?} any {expect_any:?} sources {}",
+                question["id"].as_str().unwrap_or_default(),
+                question["sources"]
+            );
+            match &answer {
+                Some(answer) => println!(
+                    "  got ({:.2}) {:?}\n  from {:?}",
+                    answer.score,
+                    answer.text,
+                    answer
+                        .citations
+                        .iter()
+                        .map(|citation| citation.source.as_str())
+                        .collect::<Vec<_>>()
+                ),
+                None => println!(
+                    "  got: declined\n  {}",
+                    retriever.explain(text).replace('\n', "\n  ")
+                ),
+            }
+        }
+    }
+    latencies.sort();
+    let percentile = |share: f64| {
+        latencies
+            .get(((latencies.len() as f64 * share) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let percent = |(good, all): (usize, usize)| 100.0 * good as f64 / all.max(1) as f64;
+    println!(
+        "accuracy {correct}/{total} = {:.1}%",
+        percent((correct, total))
+    );
+    for (kind, counts) in &per_kind {
+        println!(
+            "  kind {kind:<13} {}/{} = {:.1}%",
+            counts.0,
+            counts.1,
+            percent(*counts)
+        );
+    }
+    for (lang, counts) in &per_lang {
+        println!(
+            "  lang {lang:<13} {}/{} = {:.1}%",
+            counts.0,
+            counts.1,
+            percent(*counts)
+        );
+    }
+    let declined = per_kind.get("unanswerable").copied().unwrap_or_default();
+    println!(
+        "unanswerable declined {:.1}%, false declines {false_declines}",
+        percent(declined)
+    );
+    println!(
+        "latency p50 {:?} p95 {:?}",
+        percentile(0.5),
+        percentile(0.95)
+    );
+    Ok(())
+}

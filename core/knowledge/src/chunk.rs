@@ -1,0 +1,286 @@
+//! Splitting documents into passages (a heading section, a table, a CSV row) made of answer units
+//! (a sentence, a list item, a table row rendered as "row: column — value").
+
+use std::sync::OnceLock;
+
+use closer_model::{DocumentFormat, KnowledgeDocument};
+use regex::Regex;
+
+use crate::import::split_front_matter;
+
+/// A piece of a document that is retrieved as a whole: a Markdown section under its heading path,
+/// or one CSV row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// The headings above the section, outermost first, without the document title.
+    pub headings: Vec<String>,
+    /// Sentences, list items and table rows, as plain text ready to be shown.
+    pub units: Vec<String>,
+}
+
+/// Splits one document into chunks according to its format.
+pub fn chunk_document(document: &KnowledgeDocument) -> Vec<Chunk> {
+    let chunks = match document.format {
+        DocumentFormat::Markdown => {
+            let (_, body) = split_front_matter(&document.content);
+            chunk_markdown(body, &document.title)
+        }
+        DocumentFormat::Text => chunk_markdown(&document.content, &document.title),
+        DocumentFormat::Csv => chunk_csv(&document.content),
+    };
+    chunks
+        .into_iter()
+        .filter(|chunk| !chunk.units.is_empty())
+        .collect()
+}
+
+fn chunk_csv(content: &str) -> Vec<Chunk> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(content.as_bytes());
+    let headers: Vec<String> = match reader.headers() {
+        Ok(headers) => headers
+            .iter()
+            .map(|header| header.trim().to_string())
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    reader
+        .records()
+        .filter_map(Result::ok)
+        .map(|record| {
+            let fields: Vec<String> = record
+                .iter()
+                .enumerate()
+                .filter(|(_, value)| !value.trim().is_empty())
+                .map(|(index, value)| match headers.get(index) {
+                    Some(header) if !header.is_empty() => format!("{header}: {}", value.trim()),
+                    _ => value.trim().to_string(),
+                })
+                .collect();
+            Chunk {
+                headings: Vec::new(),
+                units: vec![fields.join("; ")],
+            }
+        })
+        .collect()
+}
+
+/// Markdown (and plain text, which is Markdown without headings) into heading sections.
+fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
+    let mut chunks = Vec::new();
+    let mut heading_stack: Vec<(usize, String)> = Vec::new();
+    let mut current = Chunk {
+        headings: Vec::new(),
+        units: Vec::new(),
+    };
+    let mut paragraph = String::new();
+    let mut table: Vec<Vec<String>> = Vec::new();
+    let mut list_item: Option<String> = None;
+
+    let flush_paragraph = |paragraph: &mut String, units: &mut Vec<String>| {
+        if !paragraph.trim().is_empty() {
+            units.extend(split_sentences(&clean_inline(paragraph)));
+        }
+        paragraph.clear();
+    };
+    let flush_list = |list_item: &mut Option<String>, units: &mut Vec<String>| {
+        if let Some(item) = list_item.take() {
+            let item = clean_inline(&item);
+            if !item.is_empty() {
+                units.push(item);
+            }
+        }
+    };
+    let flush_table = |table: &mut Vec<Vec<String>>, units: &mut Vec<String>| {
+        units.extend(render_table(table));
+        table.clear();
+    };
+
+    for raw_line in body.lines() {
+        let line = raw_line.trim();
+        let line = line.strip_prefix('>').map_or(line, str::trim);
+        if let Some((level, heading)) = parse_heading(line) {
+            flush_paragraph(&mut paragraph, &mut current.units);
+            flush_list(&mut list_item, &mut current.units);
+            flush_table(&mut table, &mut current.units);
+            chunks.push(std::mem::replace(
+                &mut current,
+                Chunk {
+                    headings: Vec::new(),
+                    units: Vec::new(),
+                },
+            ));
+            heading_stack.retain(|(existing_level, _)| *existing_level < level);
+            heading_stack.push((level, clean_inline(&heading)));
+            current.headings = heading_stack
+                .iter()
+                .map(|(_, heading)| heading.clone())
+                .filter(|heading| !heading.eq_ignore_ascii_case(title) && heading != title)
+                .collect();
+            continue;
+        }
+        if line.starts_with('|') {
+            flush_paragraph(&mut paragraph, &mut current.units);
+            flush_list(&mut list_item, &mut current.units);
+            let cells: Vec<String> = line
+                .trim_matches('|')
+                .split('|')
+                .map(|cell| clean_inline(cell.trim()))
+                .collect();
+            let is_separator = cells.iter().all(|cell| {
+                !cell.is_empty()
+                    && cell
+                        .chars()
+                        .all(|character| matches!(character, '-' | ':' | ' '))
+            });
+            if !is_separator {
+                table.push(cells);
+            }
+            continue;
+        }
+        flush_table(&mut table, &mut current.units);
+        if line.is_empty() {
+            flush_paragraph(&mut paragraph, &mut current.units);
+            flush_list(&mut list_item, &mut current.units);
+            continue;
+        }
+        if let Some(item) = list_item_text(line) {
+            flush_paragraph(&mut paragraph, &mut current.units);
+            flush_list(&mut list_item, &mut current.units);
+            list_item = Some(item.to_string());
+            continue;
+        }
+        if let Some(item) = list_item.as_mut() {
+            // A wrapped list item continues on the next line.
+            item.push(' ');
+            item.push_str(line);
+            continue;
+        }
+        if !paragraph.is_empty() {
+            paragraph.push(' ');
+        }
+        paragraph.push_str(line);
+    }
+    flush_paragraph(&mut paragraph, &mut current.units);
+    flush_list(&mut list_item, &mut current.units);
+    flush_table(&mut table, &mut current.units);
+    chunks.push(current);
+    chunks
+}
+
+fn parse_heading(line: &str) -> Option<(usize, String)> {
+    let level = line
+        .chars()
+        .take_while(|character| *character == '#')
+        .count();
+    if !(1..=6).contains(&level) {
+        return None;
+    }
+    let rest = &line[level..];
+    rest.starts_with(' ')
+        .then(|| (level, rest.trim().trim_end_matches('#').trim().to_string()))
+}
+
+fn list_item_text(line: &str) -> Option<&str> {
+    for marker in ["- ", "* ", "+ ", "• "] {
+        if let Some(rest) = line.strip_prefix(marker) {
+            return Some(rest.trim());
+        }
+    }
+    let digits = line.chars().take_while(char::is_ascii_digit).count();
+    if digits > 0 && digits < 4 {
+        let rest = &line[digits..];
+        if let Some(rest) = rest.strip_prefix(". ").or_else(|| rest.strip_prefix(") ")) {
+            return Some(rest.trim());
+        }
+    }
+    None
+}
+
+/// A table row as "row label: column — value; column — value", so that each row answers alone.
+fn render_table(table: &[Vec<String>]) -> Vec<String> {
+    let Some((header, rows)) = table.split_first() else {
+        return Vec::new();
+    };
+    rows.iter()
+        .map(|row| {
+            let label = row.first().cloned().unwrap_or_default();
+            let values: Vec<String> = row
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(index, value)| match header.get(index) {
+                    Some(column) if !column.is_empty() => format!("{column} — {value}"),
+                    _ => value.clone(),
+                })
+                .collect();
+            let first_column = header.first().filter(|column| !column.is_empty());
+            match (label.is_empty(), first_column) {
+                (true, _) => values.join("; "),
+                // A header over the labels ("Модуль") is noise when the label says it all.
+                (false, _) => format!("{label}: {}", values.join("; ")),
+            }
+        })
+        .filter(|unit| !unit.trim().is_empty())
+        .collect()
+}
+
+/// Removes Markdown inline marks: emphasis, code ticks, images; links keep text and address.
+fn clean_inline(text: &str) -> String {
+    static LINK: OnceLock<Regex> = OnceLock::new();
+    let link = LINK.get_or_init(|| {
+        Regex::new(r"!?\[([^\]]*)\]\(([^)\s]*)[^)]*\)").expect("a valid constant regex")
+    });
+    let text = link.replace_all(text, |captures: &regex::Captures<'_>| {
+        let (label, address) = (&captures[1], &captures[2]);
+        if address.is_empty() || label.contains(address) || address.starts_with('#') {
+            label.to_string()
+        } else {
+            format!("{label} ({address})")
+        }
+    });
+    let text = text.replace("**", "").replace("__", "").replace('`', "");
+    let text = text.replace("<br>", " ").replace("<br/>", " ");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Splits a paragraph after `.`, `!`, `?` or `…` followed by a capital letter, a digit or a quote.
+fn split_sentences(paragraph: &str) -> Vec<String> {
+    let characters: Vec<char> = paragraph.chars().collect();
+    let mut sentences = Vec::new();
+    let mut start = 0;
+    let mut index = 0;
+    while index < characters.len() {
+        let character = characters[index];
+        if matches!(character, '.' | '!' | '?' | '…')
+            && characters.get(index + 1) == Some(&' ')
+            && characters.get(index + 2).is_some_and(|next| {
+                next.is_uppercase() || next.is_ascii_digit() || matches!(next, '«' | '"')
+            })
+            && !ends_with_abbreviation(&characters[start..index])
+        {
+            let sentence: String = characters[start..=index].iter().collect();
+            sentences.push(sentence.trim().to_string());
+            start = index + 2;
+        }
+        index += 1;
+    }
+    let rest: String = characters[start.min(characters.len())..].iter().collect();
+    if !rest.trim().is_empty() {
+        sentences.push(rest.trim().to_string());
+    }
+    sentences
+}
+
+/// A dot after a short lower-case word ("т. е.", "г.", "e.g.") does not end a sentence.
+fn ends_with_abbreviation(before_dot: &[char]) -> bool {
+    let word: String = before_dot
+        .iter()
+        .rev()
+        .take_while(|character| character.is_alphabetic())
+        .collect();
+    let length = word.chars().count();
+    length > 0 && length <= 2 && word.chars().all(char::is_lowercase)
+}

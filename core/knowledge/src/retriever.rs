@@ -1,0 +1,694 @@
+//! The built-in retriever: an in-memory tantivy index over passages, unit-level reranking by
+//! query-term coverage, the decision to decline, and the composition of a short answer.
+
+use std::collections::{HashMap, HashSet};
+
+use closer_model::{Audience, Citation, KnowledgeAnswer, KnowledgeDocument, Lang};
+use serde::Deserialize;
+use tantivy::collector::TopDocs;
+use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
+use tantivy::schema::{
+    IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, STORED,
+};
+use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
+use tantivy::{doc, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+
+use crate::chunk::chunk_document;
+use crate::text::{
+    analyze_question, cyrillic_to_latin, edit_distance_within, latin_to_cyrillic,
+    looks_like_russian_verb, normalize, stem, stems, words, AnalyzedQuestion,
+};
+use crate::KnowledgeError;
+
+/// The hard limit on an answer's length, whatever the configuration says: longer is a document,
+/// not a messenger answer.
+pub const HARD_MAX_ANSWER_CHARS: usize = 700;
+
+/// `[knowledge.retriever]` in the configuration file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrieverSettings {
+    /// The longest answer, in characters (at most 700).
+    pub max_answer_chars: usize,
+    /// The share of the question's weighted content words the best sentence (with its headings)
+    /// must cover; below it the assistant declines. 0.0–1.0.
+    pub min_coverage: f32,
+    /// The largest weighted share of question words the KB never mentions that still gets an
+    /// answer; above it the question is about something the KB does not cover. 0.0–1.0.
+    pub max_unknown_share: f32,
+    /// The weight of a question word the KB never mentions, against ln(1 + passages / frequency)
+    /// of known words (about 1 for common, 4–5 for rare words).
+    pub unknown_word_weight: f32,
+    /// When the best sentence is shorter than this, the sentence after it is shown too.
+    pub context_after_chars: usize,
+    /// Added to the score of sentences in the question's language: a Russian and an English
+    /// document often say the same, and the prospect should read their own language.
+    pub same_language_bonus: f32,
+    /// How many passages tantivy hands to the sentence-level reranking.
+    pub candidate_passages: usize,
+    /// How many sentences, list items or table rows an answer may combine.
+    pub max_answer_units: usize,
+    /// A further sentence joins the answer when its score is at least this share of the best one.
+    pub secondary_score_ratio: f32,
+}
+
+impl Default for RetrieverSettings {
+    fn default() -> RetrieverSettings {
+        RetrieverSettings {
+            max_answer_chars: 600,
+            min_coverage: 0.4,
+            max_unknown_share: 0.45,
+            unknown_word_weight: 4.0,
+            context_after_chars: 120,
+            same_language_bonus: 0.15,
+            candidate_passages: 40,
+            max_answer_units: 5,
+            secondary_score_ratio: 0.5,
+        }
+    }
+}
+
+/// Which documents a reader may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudienceFilter {
+    /// Prospects: public documents only.
+    PublicOnly,
+    /// The sales team: internal notes too.
+    All,
+}
+
+impl AudienceFilter {
+    fn admits(self, audience: Audience) -> bool {
+        self == AudienceFilter::All || audience == Audience::Public
+    }
+}
+
+/// One search result for `closer kb search`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Passage {
+    pub score: f32,
+    pub source: String,
+    pub title: String,
+    pub text: String,
+}
+
+struct DocumentInfo {
+    source: String,
+    title: String,
+    lang: Option<Lang>,
+    audience: Audience,
+    title_stems: HashSet<String>,
+}
+
+struct IndexedChunk {
+    document: usize,
+    headings: Vec<String>,
+    heading_stems: HashSet<String>,
+    units: std::ops::Range<usize>,
+}
+
+struct Unit {
+    chunk: usize,
+    text: String,
+    stems: HashSet<String>,
+    /// The stems of the FAQ question just before this unit, when there is one: the answer to
+    /// "Can we pay by card?" rarely repeats the question's words.
+    question_stems: HashSet<String>,
+    /// The unit is itself a question; the answer is the unit after it.
+    is_question: bool,
+    has_digit: bool,
+}
+
+/// A question word resolved against the KB vocabulary.
+struct ResolvedTerm {
+    stems: Vec<String>,
+    weight: f32,
+}
+
+struct ScoredUnit {
+    unit: usize,
+    score: f32,
+    coverage: f32,
+    /// The heading carried a question word the sentence lacks, so it is shown with the sentence.
+    needs_heading: bool,
+}
+
+/// The built-in retriever: an in-memory tantivy index over passages of the documents.
+pub struct Retriever {
+    settings: RetrieverSettings,
+    reader: IndexReader,
+    terms_field: tantivy::schema::Field,
+    chunk_field: tantivy::schema::Field,
+    documents: Vec<DocumentInfo>,
+    chunks: Vec<IndexedChunk>,
+    units: Vec<Unit>,
+    /// Passage frequency of every stem, for term weights.
+    chunk_frequency: HashMap<String, usize>,
+    /// Every stem by its first character, for typo-tolerant lookup.
+    vocabulary_by_initial: HashMap<char, Vec<String>>,
+    /// Every KB word (normalised, as written) with its stem, by first character: a misspelt
+    /// word is closer to the written form ("integraton" / "integration") than to its stem.
+    words_by_initial: HashMap<char, Vec<(String, String)>>,
+}
+
+const STEM_TOKENIZER: &str = "closer_stems";
+
+impl Retriever {
+    /// Chunks the documents and indexes the passages in RAM.
+    ///
+    /// # Errors
+    /// [`KnowledgeError::Index`] when tantivy fails (it should not for an in-memory index).
+    pub fn build(
+        documents: &[KnowledgeDocument],
+        settings: &RetrieverSettings,
+    ) -> Result<Retriever, KnowledgeError> {
+        let mut schema_builder = Schema::builder();
+        let indexing = TextFieldIndexing::default()
+            .set_tokenizer(STEM_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqs);
+        let terms_field = schema_builder.add_text_field(
+            "terms",
+            TextOptions::default().set_indexing_options(indexing),
+        );
+        let chunk_field = schema_builder.add_u64_field("chunk", STORED | FAST);
+        let index = Index::create_in_ram(schema_builder.build());
+        index.tokenizers().register(
+            STEM_TOKENIZER,
+            TextAnalyzer::from(WhitespaceTokenizer::default()),
+        );
+        // One thread and tantivy's smallest arena: a KB is a few hundred documents.
+        let mut writer = index.writer_with_num_threads::<TantivyDocument>(1, 15_000_000)?;
+
+        let mut infos = Vec::new();
+        let mut chunks = Vec::new();
+        let mut units = Vec::new();
+        let mut chunk_frequency: HashMap<String, usize> = HashMap::new();
+        for (document_index, document) in documents.iter().enumerate() {
+            // Tags describe the whole document as well as its title does.
+            let title_stems: HashSet<String> =
+                stems(&format!("{} {}", document.title, document.tags.join(" ")))
+                    .into_iter()
+                    .collect();
+            for chunk in chunk_document(document) {
+                let chunk_index = chunks.len();
+                let heading_stems: HashSet<String> =
+                    stems(&chunk.headings.join(" ")).into_iter().collect();
+                let first_unit = units.len();
+                let mut all_stems: Vec<String> = title_stems.iter().cloned().collect();
+                all_stems.extend(heading_stems.iter().cloned());
+                let mut previous_question: Option<HashSet<String>> = None;
+                for text in chunk.units {
+                    let unit_stems = stems(&text);
+                    all_stems.extend(unit_stems.iter().cloned());
+                    let is_question = text.trim_end().ends_with('?');
+                    let unit_stems: HashSet<String> = unit_stems.into_iter().collect();
+                    let question_stems = previous_question.take().unwrap_or_default();
+                    if is_question {
+                        previous_question = Some(unit_stems.clone());
+                    }
+                    units.push(Unit {
+                        chunk: chunk_index,
+                        has_digit: text.chars().any(|character| character.is_ascii_digit()),
+                        stems: unit_stems,
+                        question_stems,
+                        is_question,
+                        text,
+                    });
+                }
+                let distinct: HashSet<&String> = all_stems.iter().collect();
+                for stem_text in distinct {
+                    *chunk_frequency.entry(stem_text.clone()).or_default() += 1;
+                }
+                writer.add_document(doc!(
+                    terms_field => all_stems.join(" "),
+                    chunk_field => chunk_index as u64,
+                ))?;
+                chunks.push(IndexedChunk {
+                    document: document_index,
+                    headings: chunk.headings,
+                    heading_stems,
+                    units: first_unit..units.len(),
+                });
+            }
+            infos.push(DocumentInfo {
+                source: document.source.clone(),
+                title: document.title.clone(),
+                lang: document.lang,
+                audience: document.audience,
+                title_stems,
+            });
+        }
+        writer.commit()?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        let mut vocabulary_by_initial: HashMap<char, Vec<String>> = HashMap::new();
+        for stem_text in chunk_frequency.keys() {
+            if let Some(initial) = stem_text.chars().next() {
+                vocabulary_by_initial
+                    .entry(initial)
+                    .or_default()
+                    .push(stem_text.clone());
+            }
+        }
+        let mut words_by_initial: HashMap<char, Vec<(String, String)>> = HashMap::new();
+        let mut seen_words = HashSet::new();
+        for unit in &units {
+            for word in words(&normalize(&unit.text)) {
+                if word.chars().count() >= 5 && seen_words.insert(word.to_string()) {
+                    if let Some(initial) = word.chars().next() {
+                        words_by_initial
+                            .entry(initial)
+                            .or_default()
+                            .push((word.to_string(), stem(word)));
+                    }
+                }
+            }
+        }
+        let mut settings = settings.clone();
+        settings.max_answer_chars = settings.max_answer_chars.clamp(80, HARD_MAX_ANSWER_CHARS);
+        Ok(Retriever {
+            settings,
+            reader,
+            terms_field,
+            chunk_field,
+            documents: infos,
+            chunks,
+            units,
+            chunk_frequency,
+            vocabulary_by_initial,
+            words_by_initial,
+        })
+    }
+
+    /// How many passages the index holds.
+    pub fn passage_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// The best passages for a query, best first.
+    pub fn search(&self, query: &str, audience: AudienceFilter, limit: usize) -> Vec<Passage> {
+        let analyzed = analyze_question(query);
+        let (resolved, _) = self.resolve(&analyzed);
+        let scored = self.score_units(&resolved, &analyzed, None, audience);
+        let mut seen_chunks = HashSet::new();
+        scored
+            .iter()
+            .filter(|scored_unit| seen_chunks.insert(self.units[scored_unit.unit].chunk))
+            .take(limit)
+            .map(|scored_unit| {
+                let chunk = &self.chunks[self.units[scored_unit.unit].chunk];
+                let document = &self.documents[chunk.document];
+                let mut text = chunk.headings.join(" / ");
+                for unit in &self.units[chunk.units.clone()] {
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(&unit.text);
+                }
+                Passage {
+                    score: scored_unit.score,
+                    source: document.source.clone(),
+                    title: document.title.clone(),
+                    text: truncate_chars(&text, HARD_MAX_ANSWER_CHARS),
+                }
+            })
+            .collect()
+    }
+
+    /// How a question is understood: each content word with the KB stems it matched and its
+    /// weight, and the share of unknown words. For `closer kb search --explain` and tuning.
+    pub fn explain(&self, question: &str) -> String {
+        let analyzed = analyze_question(question);
+        let (resolved, unknown_share) = self.resolve(&analyzed);
+        let mut lines: Vec<String> = analyzed
+            .terms
+            .iter()
+            .zip(&resolved)
+            .map(|(term, resolved)| {
+                format!(
+                    "{} {:?} -> {:?} w={:.2}{}",
+                    term.word,
+                    term.alternatives,
+                    resolved.stems,
+                    resolved.weight,
+                    if term.is_name_like { " name" } else { "" }
+                )
+            })
+            .collect();
+        lines.push(format!(
+            "unknown share {unknown_share:.2}, wants number {}",
+            analyzed.wants_number
+        ));
+        lines.join("\n")
+    }
+
+    /// A composed answer within the configured length, or `None` when the KB has no good enough answer.
+    pub fn answer(
+        &self,
+        question: &str,
+        lang: Lang,
+        audience: AudienceFilter,
+    ) -> Option<KnowledgeAnswer> {
+        let analyzed = analyze_question(question);
+        if analyzed.terms.is_empty() {
+            return None;
+        }
+        let (resolved, unknown_share) = self.resolve(&analyzed);
+        let unknown_name = analyzed
+            .terms
+            .iter()
+            .zip(&resolved)
+            .any(|(term, resolved)| term.is_name_like && resolved.stems.is_empty());
+        if unknown_name || unknown_share > self.settings.max_unknown_share {
+            return None;
+        }
+        let scored = self.score_units(&resolved, &analyzed, Some(lang), audience);
+        let best = scored.first()?;
+        if best.coverage < self.settings.min_coverage {
+            return None;
+        }
+        Some(self.compose(&scored))
+    }
+
+    /// Maps each question term to the KB stems that count for it, and its weight; returns the
+    /// weighted share of terms the KB never mentions.
+    fn resolve(&self, analyzed: &AnalyzedQuestion) -> (Vec<ResolvedTerm>, f32) {
+        let chunk_count = self.chunks.len().max(1) as f32;
+        // A word the KB never uses weighs as much as a rare KB word: more would let every
+        // conversational verb ("падают", "around") sink an answerable question.
+        let unknown_weight = self.settings.unknown_word_weight;
+        let weight_of = |stem_text: &str| {
+            let frequency = self.chunk_frequency.get(stem_text).copied().unwrap_or(0) as f32;
+            (1.0 + chunk_count / frequency.max(1.0)).ln()
+        };
+        let mut resolved = Vec::new();
+        let (mut total, mut unknown) = (0.0f32, 0.0f32);
+        for term in &analyzed.terms {
+            let mut found: Vec<String> = term
+                .alternatives
+                .iter()
+                .filter(|alternative| self.chunk_frequency.contains_key(*alternative))
+                .cloned()
+                .collect();
+            if found.is_empty() {
+                found = self.fuzzy_matches(&term.word);
+            }
+            if found.is_empty() {
+                // A plural of an abbreviation the stemmer leaves alone ("SKUs").
+                if let Some(singular) = term.word.strip_suffix('s') {
+                    if self.chunk_frequency.contains_key(singular) {
+                        found.push(singular.to_string());
+                    }
+                }
+            }
+            if found.is_empty() {
+                // A name written in Latin in the question and in Cyrillic in the KB ("Paletta").
+                let transliterated =
+                    latin_to_cyrillic(&term.word).or_else(|| cyrillic_to_latin(&term.word));
+                if let Some(cyrillic) = transliterated {
+                    let cyrillic_stem = stem(&cyrillic);
+                    found = if self.chunk_frequency.contains_key(&cyrillic_stem) {
+                        vec![cyrillic_stem]
+                    } else {
+                        self.fuzzy_matches(&cyrillic)
+                    };
+                }
+            }
+            if found.is_empty() && term.word.chars().count() <= 2 && !term.is_name_like {
+                // Short unknown words are particles and abbreviations of no subject: they weigh nothing.
+                resolved.push(ResolvedTerm {
+                    stems: found,
+                    weight: 0.0,
+                });
+                continue;
+            }
+            let weight = if found.is_empty() {
+                if looks_like_russian_verb(&term.word) {
+                    unknown_weight * 0.3
+                } else {
+                    unknown_weight
+                }
+            } else {
+                // The own stem's rarity decides the weight; synonyms should not make a common
+                // word look rare or a rare word look common.
+                found
+                    .iter()
+                    .map(|stem_text| weight_of(stem_text))
+                    .fold(f32::MAX, f32::min)
+            };
+            total += weight;
+            if found.is_empty() {
+                unknown += weight;
+            }
+            resolved.push(ResolvedTerm {
+                stems: found,
+                weight,
+            });
+        }
+        let share = if total > 0.0 { unknown / total } else { 1.0 };
+        (resolved, share)
+    }
+
+    /// KB stems within a small edit distance of a misspelt word (1 from 5 letters, 2 from 9), or
+    /// that extend its stem (a compound such as "техподдержка" is not split, but "поддерж" is found).
+    fn fuzzy_matches(&self, word: &str) -> Vec<String> {
+        let length = word.chars().count();
+        if length < 5 || word.chars().any(|character| character.is_ascii_digit()) {
+            return Vec::new();
+        }
+        let limit = if length >= 9 { 2 } else { 1 };
+        let own_stem = stem(word);
+        let mut matches = Vec::new();
+        let candidates = own_stem
+            .chars()
+            .next()
+            .and_then(|initial| self.vocabulary_by_initial.get(&initial));
+        for candidate in candidates.into_iter().flatten() {
+            if edit_distance_within(&own_stem, candidate, limit).is_some()
+                || edit_distance_within(word, candidate, limit).is_some()
+            {
+                matches.push(candidate.clone());
+            }
+        }
+        let written = word
+            .chars()
+            .next()
+            .and_then(|initial| self.words_by_initial.get(&initial));
+        for (candidate, candidate_stem) in written.into_iter().flatten() {
+            if !matches.contains(candidate_stem)
+                && edit_distance_within(word, candidate, limit).is_some()
+            {
+                matches.push(candidate_stem.clone());
+            }
+        }
+        matches
+    }
+
+    fn candidate_chunks(&self, resolved: &[ResolvedTerm]) -> Vec<(usize, f32)> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for term in resolved {
+            for stem_text in &term.stems {
+                let query = TermQuery::new(
+                    Term::from_field_text(self.terms_field, stem_text),
+                    IndexRecordOption::WithFreqs,
+                );
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(query), term.weight)),
+                ));
+            }
+        }
+        if clauses.is_empty() {
+            return Vec::new();
+        }
+        let searcher = self.reader.searcher();
+        let top = searcher
+            .search(
+                &BooleanQuery::new(clauses),
+                &TopDocs::with_limit(self.settings.candidate_passages.max(1)).order_by_score(),
+            )
+            .unwrap_or_default();
+        top.into_iter()
+            .filter_map(|(score, address)| {
+                let stored: TantivyDocument = searcher.doc(address).ok()?;
+                let chunk = stored.get_first(self.chunk_field)?.as_u64()?;
+                Some((usize::try_from(chunk).ok()?, score))
+            })
+            .collect()
+    }
+
+    fn score_units(
+        &self,
+        resolved: &[ResolvedTerm],
+        analyzed: &AnalyzedQuestion,
+        lang: Option<Lang>,
+        audience: AudienceFilter,
+    ) -> Vec<ScoredUnit> {
+        let candidates = self.candidate_chunks(resolved);
+        let top_chunk_score = candidates.first().map_or(1.0, |(_, score)| score.max(1e-6));
+        let total_weight: f32 = resolved
+            .iter()
+            .map(|term| term.weight)
+            .sum::<f32>()
+            .max(1e-6);
+        let mut scored = Vec::new();
+        for (chunk_index, chunk_score) in candidates {
+            let Some(chunk) = self.chunks.get(chunk_index) else {
+                continue;
+            };
+            let document = &self.documents[chunk.document];
+            if !audience.admits(document.audience) {
+                continue;
+            }
+            for unit_index in chunk.units.clone() {
+                let unit = &self.units[unit_index];
+                let mut covered = 0.0;
+                let mut needs_heading = false;
+                for term in resolved {
+                    let in_unit = term
+                        .stems
+                        .iter()
+                        .any(|stem_text| unit.stems.contains(stem_text));
+                    if in_unit {
+                        covered += term.weight;
+                    } else if term
+                        .stems
+                        .iter()
+                        .any(|stem_text| unit.question_stems.contains(stem_text))
+                    {
+                        covered += 0.9 * term.weight;
+                    } else if term
+                        .stems
+                        .iter()
+                        .any(|stem_text| chunk.heading_stems.contains(stem_text))
+                    {
+                        covered += 0.85 * term.weight;
+                        needs_heading = true;
+                    } else if term
+                        .stems
+                        .iter()
+                        .any(|stem_text| document.title_stems.contains(stem_text))
+                    {
+                        covered += 0.6 * term.weight;
+                    }
+                }
+                let coverage = covered / total_weight;
+                // Among sentences that cover the question alike, prefer the document about it.
+                let about_document: f32 = resolved
+                    .iter()
+                    .filter(|term| {
+                        term.stems
+                            .iter()
+                            .any(|stem_text| document.title_stems.contains(stem_text))
+                    })
+                    .map(|term| term.weight)
+                    .sum::<f32>()
+                    / total_weight;
+                let mut score =
+                    coverage + 0.1 * (chunk_score / top_chunk_score) + 0.1 * about_document;
+                if lang.is_some() && document.lang == lang {
+                    score += self.settings.same_language_bonus;
+                }
+                if analyzed.wants_number && unit.has_digit {
+                    score += 0.08;
+                }
+                if unit.text.chars().count() > 400 {
+                    score -= 0.05;
+                }
+                if unit.is_question {
+                    // The question itself answers nothing; the unit after it carries its words.
+                    score -= 0.3;
+                }
+                scored.push(ScoredUnit {
+                    unit: unit_index,
+                    score,
+                    coverage,
+                    needs_heading,
+                });
+            }
+        }
+        scored.sort_by(|left, right| right.score.total_cmp(&left.score));
+        scored
+    }
+
+    fn unit_text(&self, scored: &ScoredUnit) -> String {
+        let unit = &self.units[scored.unit];
+        let chunk = &self.chunks[unit.chunk];
+        match chunk.headings.last() {
+            Some(heading) if scored.needs_heading => format!("{heading}: {}", unit.text),
+            _ => unit.text.clone(),
+        }
+    }
+
+    fn compose(&self, scored: &[ScoredUnit]) -> KnowledgeAnswer {
+        let cap = self.settings.max_answer_chars;
+        let best = &scored[0];
+        let mut parts = vec![truncate_chars(&self.unit_text(best), cap)];
+        let mut used_units = vec![best.unit];
+        let mut length = parts[0].chars().count();
+        // A short sentence often needs the one after it ("No, it is cloud-only." + the alternative).
+        let next_unit = best.unit + 1;
+        let best_chunk = self.units[best.unit].chunk;
+        if length < self.settings.context_after_chars
+            && self.chunks[best_chunk].units.contains(&next_unit)
+        {
+            let next_text = &self.units[next_unit].text;
+            if length + 1 + next_text.chars().count() <= cap {
+                length += 1 + next_text.chars().count();
+                parts.push(next_text.clone());
+                used_units.push(next_unit);
+            }
+        }
+        for candidate in &scored[1..] {
+            if used_units.len() >= self.settings.max_answer_units.max(1) {
+                break;
+            }
+            if candidate.score < best.score * self.settings.secondary_score_ratio {
+                break;
+            }
+            let text = self.unit_text(candidate);
+            let duplicate = used_units
+                .iter()
+                .any(|used| self.units[*used].text == self.units[candidate.unit].text);
+            let text_length = text.chars().count();
+            if duplicate || length + 1 + text_length > cap {
+                continue;
+            }
+            length += 1 + text_length;
+            parts.push(text);
+            used_units.push(candidate.unit);
+        }
+        let mut citations: Vec<Citation> = Vec::new();
+        for unit in &used_units {
+            let document = &self.documents[self.chunks[self.units[*unit].chunk].document];
+            if !citations
+                .iter()
+                .any(|citation| citation.source == document.source)
+            {
+                citations.push(Citation {
+                    title: document.title.clone(),
+                    source: document.source.clone(),
+                });
+            }
+        }
+        KnowledgeAnswer {
+            text: parts.join("\n"),
+            citations,
+            score: best.score,
+        }
+    }
+}
+
+fn truncate_chars(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let mut truncated: String = text.chars().take(limit.saturating_sub(1)).collect();
+    if let Some(space) = truncated.rfind(' ') {
+        truncated.truncate(space);
+    }
+    truncated.push('…');
+    truncated
+}

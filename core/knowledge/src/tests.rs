@@ -1,0 +1,234 @@
+//! Unit tests of import, chunking, text analysis and the retriever, as tables and snapshots.
+
+use closer_model::{Audience, DocumentFormat, Lang};
+use expect_test::expect;
+
+use crate::chunk::chunk_document;
+use crate::import::split_front_matter;
+use crate::text::{analyze_question, stems};
+use crate::{parse_document, AudienceFilter, Retriever, RetrieverSettings, SkipReason};
+
+fn document(source: &str, text: &str) -> closer_model::KnowledgeDocument {
+    parse_document(source, text.as_bytes()).expect("a valid test document")
+}
+
+#[test]
+fn front_matter_gives_title_lang_tags_and_audience() {
+    let text = "---\ntitle: \"Тарифы\"\nlang: ru\ntags: [цены, тарифы]\naudience: internal\nowner: x\n---\n# Другое\nТекст.";
+    let parsed = document("tarify.md", text);
+    assert_eq!(parsed.title, "Тарифы");
+    assert_eq!(parsed.lang, Some(Lang::Ru));
+    assert_eq!(parsed.tags, vec!["цены".to_string(), "тарифы".to_string()]);
+    assert_eq!(parsed.audience, Audience::Internal);
+    assert_eq!(parsed.format, DocumentFormat::Markdown);
+    assert_eq!(
+        parsed.content, text,
+        "the whole text is kept, front matter included"
+    );
+
+    let (_, body) = split_front_matter("---\ntitle: no closing line\nText");
+    assert_eq!(
+        body, "---\ntitle: no closing line\nText",
+        "unclosed front matter is text"
+    );
+}
+
+#[test]
+fn title_falls_back_to_first_heading_then_file_name() {
+    assert_eq!(document("a.md", "# Heading\nText").title, "Heading");
+    assert_eq!(
+        document("dir/price-list.txt", "Just text").title,
+        "price list"
+    );
+    assert_eq!(document("en.md", "Plain English text").lang, Some(Lang::En));
+}
+
+#[test]
+fn files_are_skipped_with_a_reason() {
+    let cases: &[(&str, &[u8], &str)] = &[
+        (
+            "logo.png",
+            b"\x89PNG",
+            "unsupported file type .png; use .md, .txt or .csv",
+        ),
+        (
+            "README",
+            b"text",
+            "unsupported file type (no extension); use .md, .txt or .csv",
+        ),
+        (
+            "cp1251.md",
+            b"\xcf\xf0\xe8\xe2\xe5\xf2",
+            "not UTF-8 text; save the file as UTF-8",
+        ),
+        ("empty.md", b"  \n\n", "empty file"),
+        ("only-front.md", b"---\ntitle: x\n---\n", "empty file"),
+        (
+            "header.csv",
+            b"name,price\n",
+            "invalid CSV: a header row but no data rows",
+        ),
+    ];
+    for (source, bytes, reason) in cases {
+        let skipped = parse_document(source, bytes).expect_err(source);
+        assert_eq!(skipped.to_string(), *reason, "{source}");
+    }
+    assert_eq!(parse_document("x.md", b""), Err(SkipReason::Empty));
+}
+
+#[test]
+fn csv_rows_become_column_value_passages() {
+    let csv = "код,наименование,цена (руб.)\nSK-1,Сканер \"Про\",4590\nLP-2,Принтер,14900\n";
+    let chunks = chunk_document(&document("price.csv", csv));
+    let units: Vec<&str> = chunks.iter().map(|chunk| chunk.units[0].as_str()).collect();
+    expect![[r#"
+        [
+            "код: SK-1; наименование: Сканер \"Про\"; цена (руб.): 4590",
+            "код: LP-2; наименование: Принтер; цена (руб.): 14900",
+        ]
+    "#]]
+    .assert_debug_eq(&units);
+}
+
+#[test]
+fn markdown_is_chunked_by_heading_sections_with_tables_and_lists() {
+    let text = "# Тарифы\n\nВступление. Вторая фраза про **цены**.\n\n## Сравнение\n\n| | Старт | Бизнес |\n| --- | --- | --- |\n| Склады | 1 | до 3 |\n\n### Бизнес\n\n- до 3 складов;\n- API и [вебхуки](https://example.com/api).\n\nВопрос?\nОтвет.\n";
+    let chunks = chunk_document(&document("tarify.md", text));
+    expect![[r#"
+        [
+            Chunk {
+                headings: [],
+                units: [
+                    "Вступление.",
+                    "Вторая фраза про цены.",
+                ],
+            },
+            Chunk {
+                headings: [
+                    "Сравнение",
+                ],
+                units: [
+                    "Склады: Старт — 1; Бизнес — до 3",
+                ],
+            },
+            Chunk {
+                headings: [
+                    "Сравнение",
+                    "Бизнес",
+                ],
+                units: [
+                    "до 3 складов;",
+                    "API и вебхуки (https://example.com/api).",
+                    "Вопрос?",
+                    "Ответ.",
+                ],
+            },
+        ]
+    "#]]
+    .assert_debug_eq(&chunks);
+}
+
+#[test]
+fn tokens_are_stemmed_per_script_and_read_yo_as_ye() {
+    let cases = [
+        ("складов складу склад", "склад склад склад"),
+        ("Ёлка елки", "елк елк"),
+        (
+            "warehouses warehouse Integrations",
+            "warehous warehous integr",
+        ),
+        ("12 900 ₽ и 12,900 RUB", "12900 и 12900 rub"),
+        ("СК-220BT", "ск 220bt"),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(stems(text).join(" "), expected, "{text}");
+    }
+}
+
+#[test]
+fn questions_drop_stopwords_and_use_the_lexicon() {
+    let analyzed = analyze_question("скок стоит тсд у вас?");
+    assert!(analyzed.wants_number, "скок is сколько");
+    let words: Vec<&str> = analyzed
+        .terms
+        .iter()
+        .map(|term| term.word.as_str())
+        .collect();
+    assert_eq!(words, vec!["стоит", "тсд"]);
+    assert!(analyze_question("а у вас есть?").terms.is_empty());
+    assert!(analyze_question("интеграция с Zapier есть?").terms[1].is_name_like);
+}
+
+fn tiny_retriever() -> Retriever {
+    let documents = vec![
+        document(
+            "prices.csv",
+            "наименование,цена (руб.),гарантия (мес.)\nБеспроводной сканер,9490,24\nПринтер этикеток,14900,12\n",
+        ),
+        document(
+            "delivery.md",
+            "# Доставка\n\nДоставляем по всей России транспортными компаниями. По Москве курьер привезёт заказ на следующий день за 590 ₽.\n",
+        ),
+        document(
+            "internal.md",
+            "---\naudience: internal\n---\n# Скидки\n\nМенеджер может дать скидку до 10% на сканеры.\n",
+        ),
+    ];
+    Retriever::build(&documents, &RetrieverSettings::default()).expect("an in-memory index")
+}
+
+#[test]
+fn answer_finds_a_price_exactly_and_declines_an_unrelated_question() {
+    let retriever = tiny_retriever();
+    let answer = retriever
+        .answer(
+            "скока стоит беспроводной сканер",
+            Lang::Ru,
+            AudienceFilter::PublicOnly,
+        )
+        .expect("the price row answers");
+    assert!(answer.text.contains("9490"), "{}", answer.text);
+    assert!(
+        answer.text.contains("Беспроводной сканер"),
+        "{}",
+        answer.text
+    );
+    assert_eq!(answer.citations[0].source, "prices.csv");
+    assert!(answer.text.chars().count() <= 600);
+
+    let delivery = retriever
+        .answer(
+            "доставка по москве сколько",
+            Lang::Ru,
+            AudienceFilter::PublicOnly,
+        )
+        .expect("the delivery sentence answers");
+    assert!(delivery.text.contains("590"), "{}", delivery.text);
+
+    for unrelated in [
+        "интеграция с мегамаркетом есть?",
+        "у вас есть RFID метки?",
+        "do you support SAP?",
+    ] {
+        assert_eq!(
+            retriever.answer(unrelated, Lang::Ru, AudienceFilter::PublicOnly),
+            None,
+            "{unrelated}"
+        );
+    }
+}
+
+#[test]
+fn internal_documents_are_only_for_the_sales_team() {
+    let retriever = tiny_retriever();
+    let question = "какую скидку может дать менеджер";
+    assert!(retriever
+        .answer(question, Lang::Ru, AudienceFilter::PublicOnly)
+        .is_none_or(|answer| !answer.text.contains("10%")));
+    let internal = retriever
+        .answer(question, Lang::Ru, AudienceFilter::All)
+        .expect("the sales team sees internal notes");
+    assert!(internal.text.contains("10%"));
+    let passages = retriever.search("скидка менеджер", AudienceFilter::All, 5);
+    assert_eq!(passages[0].source, "internal.md");
+}

@@ -1,0 +1,170 @@
+//! Delivering the hand-off outbox: workers claim due rows with `FOR UPDATE SKIP LOCKED`, so
+//! several workers never take the same row, and a claim is a lease — a worker that dies
+//! mid-delivery leaves a row that becomes due again when its lease ends.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use closer_model::Lead;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::leads::{lead_from_row, LEAD_COLUMNS};
+use crate::records::OutboxEntry;
+use crate::Store;
+
+/// A hand-off claimed by one worker: deliver it, then mark it delivered or failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedHandoff {
+    /// The row, already `in_flight` with its attempt counted.
+    pub entry: OutboxEntry,
+    pub lead: Lead,
+}
+
+impl Store {
+    /// Claims up to `limit` hand-offs that are due (pending ones whose time has come, and
+    /// in-flight ones whose lease ran out), oldest first. Each is marked `in_flight`, its
+    /// attempt counted, and is not due again for `lease`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when a lead does not parse.
+    pub async fn claim_due_handoffs(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedHandoff>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "WITH due AS (
+                 SELECT id FROM handoff_outbox
+                 WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= now()
+                 ORDER BY next_attempt_at, id
+                 LIMIT $1
+                 FOR UPDATE SKIP LOCKED
+             )
+             UPDATE handoff_outbox AS outbox
+             SET status = 'in_flight', attempts = outbox.attempts + 1,
+                 next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+             FROM due WHERE outbox.id = due.id
+             RETURNING {}",
+            prefixed(OutboxEntry::COLUMNS, "outbox.")
+        ))
+        .bind(limit.max(0))
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let mut entries = rows
+            .iter()
+            .map(OutboxEntry::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        entries.sort_by_key(|entry| (entry.created_at, entry.id));
+
+        let lead_ids: Vec<Uuid> = entries.iter().map(|entry| entry.lead_id).collect();
+        let lead_rows = sqlx::query(&format!(
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ANY($1)"
+        ))
+        .bind(&lead_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let mut leads: HashMap<Uuid, Lead> = HashMap::new();
+        for row in &lead_rows {
+            let lead = lead_from_row(row)?;
+            leads.insert(lead.id, lead);
+        }
+        entries
+            .into_iter()
+            .map(|entry| {
+                // The foreign key keeps a row's lead; it can only be missing if it was
+                // deleted (with its rows, by cascade) between the two queries.
+                let lead = leads.get(&entry.lead_id).cloned().ok_or_else(|| {
+                    StoreError::corrupt(format!("hand-off {} has no lead", entry.id))
+                })?;
+                Ok(ClaimedHandoff { entry, lead })
+            })
+            .collect()
+    }
+
+    /// Records that the hand-off was delivered, with what the target created.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn mark_handoff_delivered(
+        &self,
+        outbox_id: i64,
+        external_id: Option<&str>,
+        external_url: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE handoff_outbox
+             SET status = 'delivered', external_id = $2, external_url = $3, last_error = NULL,
+                 delivered_at = now(), updated_at = now()
+             WHERE id = $1",
+        )
+        .bind(outbox_id)
+        .bind(external_id)
+        .bind(external_url)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    /// Records a failed delivery: to be retried at `retry_at`, or given up (`failed`) when
+    /// `None`. A row already delivered (by a worker whose lease outlived ours) stays so.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn mark_handoff_failed(
+        &self,
+        outbox_id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE handoff_outbox
+             SET status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'pending' END,
+                 next_attempt_at = COALESCE($3, next_attempt_at), last_error = $2,
+                 updated_at = now()
+             WHERE id = $1 AND status <> 'delivered'",
+        )
+        .bind(outbox_id)
+        .bind(error)
+        .bind(retry_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(())
+    }
+
+    /// Marks the conversation as taken over by a person (`Some(who)`), or hands it back to
+    /// the assistant (`None`). Returns whether the conversation exists.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn set_taken_over(
+        &self,
+        conversation_id: Uuid,
+        taken_over_by: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE conversations SET taken_over_by = $2, updated_at = now() WHERE id = $1",
+        )
+        .bind(conversation_id)
+        .bind(taken_over_by)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(updated.rows_affected() > 0)
+    }
+}
+
+/// `a, b` as `outbox.a, outbox.b`: the outbox's columns are ambiguous next to the CTE's.
+fn prefixed(columns: &str, prefix: &str) -> String {
+    columns
+        .split(',')
+        .map(|column| format!("{prefix}{}", column.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
