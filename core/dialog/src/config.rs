@@ -239,6 +239,8 @@ pub struct QualificationQuestion {
 struct ObjectionRaw {
     triggers: PatternsRaw,
     fallback: Phrase,
+    #[serde(default)]
+    search: Option<Phrase>,
 }
 
 /// How one objection kind is recognised and answered when the knowledge base has nothing.
@@ -247,6 +249,9 @@ pub struct ObjectionRule {
     pub kind: ObjectionKind,
     pub triggers: Patterns,
     pub fallback: Phrase,
+    /// Words added to the knowledge-base search when this objection is recognised, so that
+    /// the company's objection-handling guide is found however the prospect put it.
+    pub search: Option<Phrase>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -334,10 +339,14 @@ impl DialogConfig {
                 .ok_or_else(|| ConfigError::UnknownObjection(name.clone()))?;
             let key = format!("objections.{name}");
             rule.fallback.validate(&key)?;
+            if let Some(search) = &rule.search {
+                search.validate(&format!("{key}.search"))?;
+            }
             objections.push(ObjectionRule {
                 kind,
                 triggers: Patterns::compile(&rule.triggers, &key)?,
                 fallback: rule.fallback.clone(),
+                search: rule.search.clone(),
             });
         }
         // The order of kinds is fixed, not the file's, so that results are stable.

@@ -23,4 +23,4 @@ pub use state::{DialogState, Stage};
 pub use step::{
     step, Effect, Input, Step, HANDOFF_PAYLOAD, MAX_REPLY_CHARS, RATING_PAYLOAD_PREFIX,
 };
-pub use understand::detect_objections;
+pub use understand::{detect_objections, knowledge_query};

@@ -22,6 +22,24 @@ pub fn detect_objections(config: &DialogConfig, text: &str, lang: Lang) -> Vec<O
         .collect()
 }
 
+/// The knowledge-base query for a message: its text, plus the playbook's search words of
+/// every objection it raises, so that the company's objection-handling guide is found.
+pub fn knowledge_query(config: &DialogConfig, text: &str, lang: Lang) -> String {
+    let kinds = detect_objections(config, text, lang);
+    let mut query = text.to_owned();
+    for rule in config
+        .objections
+        .iter()
+        .filter(|rule| kinds.contains(&rule.kind))
+    {
+        if let Some(search) = &rule.search {
+            query.push_str(". ");
+            query.push_str(search.get(lang));
+        }
+    }
+    query
+}
+
 /// The first characters of a message: enough to understand it, and it keeps matching fast
 /// on a pasted 10k-character text.
 pub fn bounded(text: &str) -> String {

@@ -587,3 +587,28 @@ fn a_whole_conversation() {
         ! RecordRating(5)
     "#]].assert_eq(&transcript);
 }
+
+#[test]
+fn an_objection_adds_the_playbook_search_words_to_the_knowledge_query() {
+    let config = config();
+    let table = [
+        (
+            "денег щас нет вообще",
+            Lang::Ru,
+            "денег щас нет вообще. нет бюджета, нет денег",
+        ),
+        (
+            "too pricey for us",
+            Lang::En,
+            "too pricey for us. too expensive, price",
+        ),
+        ("какие у вас тарифы?", Lang::Ru, "какие у вас тарифы?"),
+    ];
+    for (text, lang, expected) in table {
+        assert_eq!(
+            closer_dialog::knowledge_query(&config, text, lang),
+            expected,
+            "{text}"
+        );
+    }
+}

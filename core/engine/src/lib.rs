@@ -156,8 +156,9 @@ impl Engine {
 
         let knowledge = inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
+            let query = closer_dialog::knowledge_query(&self.dialog, text, lang);
             self.knowledge()
-                .answer(text, lang, AudienceFilter::PublicOnly)
+                .answer(&query, lang, AudienceFilter::PublicOnly)
         });
         let input = Input {
             content: inbound.content.clone(),
