@@ -32,29 +32,7 @@ pub enum Command {
         command: KbCommand,
     },
     /// Run an evaluation set through the assistant and score it.
-    Eval {
-        /// The knowledge-base folder of the set.
-        #[arg(long)]
-        kb: PathBuf,
-        /// Questions, one JSON object per line.
-        #[arg(long)]
-        questions: Option<PathBuf>,
-        /// Scripted dialogs, one JSON object per line.
-        #[arg(long)]
-        dialogs: Option<PathBuf>,
-        /// Write one JSON line per question and per dialog to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Fail when answer accuracy is below this fraction (0.85) or percentage (85).
-        #[arg(long)]
-        min_accuracy: Option<f64>,
-        /// Fail when the dialog pass rate is below this fraction or percentage.
-        #[arg(long)]
-        min_dialogs: Option<f64>,
-        /// Print every wrong answer and failed dialog.
-        #[arg(long, short)]
-        verbose: bool,
-    },
+    Eval(eval::EvalArgs),
     /// Apply the database migrations.
     Migrate,
 }
@@ -112,25 +90,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 } => kb::search(&config, &store, &query, limit, internal).await,
             }
         }
-        Command::Eval {
-            kb,
-            questions,
-            dialogs,
-            json,
-            min_accuracy,
-            min_dialogs,
-            verbose,
-        } => {
+        Command::Eval(args) => {
             telemetry::init(&config.log, interactive_level);
-            let args = eval::EvalArgs {
-                kb,
-                questions,
-                dialogs,
-                json,
-                min_accuracy,
-                min_dialogs,
-                verbose,
-            };
             eval::run(&config, &args).await
         }
         Command::Migrate => {

@@ -20,7 +20,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     }
     let created = closer_store::ensure_database(url).await.map_err(|error| {
         anyhow::anyhow!(
-            "cannot reach PostgreSQL at {shown}: {error}. Start PostgreSQL there, or set CLOSER__DATABASE__URL to a server you can reach."
+            "{error}. Start PostgreSQL there, or set CLOSER__DATABASE__URL to a server you can reach."
         )
     })?;
     if created {

@@ -22,14 +22,29 @@ use crate::config::{expose, Config};
 /// An answer longer than this counts as wrong: a prospect in a messenger wants an answer.
 pub const MAX_ANSWER_CHARS: usize = 700;
 
-#[derive(Debug, Clone)]
+/// The arguments of `closer eval`.
+#[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
+    /// The knowledge-base folder of the set.
+    #[arg(long)]
     pub kb: PathBuf,
+    /// Questions, one JSON object per line.
+    #[arg(long)]
     pub questions: Option<PathBuf>,
+    /// Scripted dialogs, one JSON object per line.
+    #[arg(long)]
     pub dialogs: Option<PathBuf>,
+    /// Write one JSON line per question and per dialog to this file.
+    #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Fail when answer accuracy is below this fraction (0.85) or percentage (85).
+    #[arg(long)]
     pub min_accuracy: Option<f64>,
+    /// Fail when the dialog pass rate is below this fraction or percentage.
+    #[arg(long)]
     pub min_dialogs: Option<f64>,
+    /// Print every wrong answer and failed dialog.
+    #[arg(long, short)]
     pub verbose: bool,
 }
 

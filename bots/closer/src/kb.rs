@@ -9,13 +9,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 
-/// Reads `dir`, shows progress, and synchronises the store with it: new and changed files are
-/// stored, unchanged ones left alone, and documents whose files are gone removed.
+/// Reads `dir`, and synchronises the store with it: new and changed files are stored,
+/// unchanged ones left alone, and documents whose files are gone removed. `interactive` shows
+/// a progress bar and lists every changed file; otherwise only the summary and skipped files.
 ///
 /// # Errors
 /// The folder cannot be read, or the store fails.
-pub async fn import(store: &Store, dir: &Path, show_progress: bool) -> anyhow::Result<()> {
-    let bar = if show_progress {
+pub async fn import(store: &Store, dir: &Path, interactive: bool) -> anyhow::Result<()> {
+    let bar = if interactive {
         ProgressBar::new(0)
     } else {
         ProgressBar::hidden()
@@ -47,11 +48,12 @@ pub async fn import(store: &Store, dir: &Path, show_progress: bool) -> anyhow::R
         report.unchanged.len(),
         report.removed.len(),
     );
-    for (label, sources) in [
+    let changes = [
         ("added", &report.added),
         ("updated", &report.updated),
         ("removed", &report.removed),
-    ] {
+    ];
+    for (label, sources) in changes.into_iter().filter(|_| interactive) {
         for source in sources {
             println!("  {label}: {source}");
         }

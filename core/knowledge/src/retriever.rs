@@ -50,6 +50,16 @@ pub struct RetrieverSettings {
     pub max_answer_units: usize,
     /// A further sentence joins the answer when its score is at least this share of the best one.
     pub secondary_score_ratio: f32,
+    /// Added to units that state a price (a figure with a currency, a price column) when the
+    /// question asks what something costs.
+    pub price_bonus: f32,
+    /// A further unit joins the answer only when it covers at least this weighted share of the
+    /// question that the units already chosen leave uncovered. 0.0–1.0.
+    pub min_added_coverage: f32,
+    /// How much a unit's own score counts against the coverage it adds when composing.
+    pub coverage_score_weight: f32,
+    /// When no unit adds coverage, fill the answer from the best unit's document first.
+    pub prefer_same_document: bool,
 }
 
 impl Default for RetrieverSettings {
@@ -64,6 +74,10 @@ impl Default for RetrieverSettings {
             candidate_passages: 40,
             max_answer_units: 5,
             secondary_score_ratio: 0.5,
+            price_bonus: 0.2,
+            min_added_coverage: 0.3,
+            coverage_score_weight: 0.5,
+            prefer_same_document: true,
         }
     }
 }
@@ -117,6 +131,8 @@ struct Unit {
     /// The unit is itself a question; the answer is the unit after it.
     is_question: bool,
     has_digit: bool,
+    /// The unit states a price: a figure with a currency, or a price column of a table row.
+    has_money: bool,
 }
 
 /// A question word resolved against the KB vocabulary.
@@ -129,6 +145,11 @@ struct ScoredUnit {
     unit: usize,
     score: f32,
     coverage: f32,
+    /// How much of each resolved question term (0–1, by index) the unit covers, for composing
+    /// an answer that covers the question rather than repeats its best part.
+    term_coverage: Vec<f32>,
+    /// The weight of each resolved term, shared by every unit of one question.
+    term_weights: std::rc::Rc<Vec<f32>>,
     /// The heading carried a question word the sentence lacks, so it is shown with the sentence.
     needs_heading: bool,
 }
@@ -209,6 +230,7 @@ impl Retriever {
                     units.push(Unit {
                         chunk: chunk_index,
                         has_digit: text.chars().any(|character| character.is_ascii_digit()),
+                        has_money: states_price(&text),
                         stems: unit_stems,
                         question_stems,
                         is_question,
@@ -251,6 +273,10 @@ impl Retriever {
                     .or_default()
                     .push(stem_text.clone());
             }
+        }
+        // Sorted, so that fuzzy matches and with them the query's clauses come in one order.
+        for stems_list in vocabulary_by_initial.values_mut() {
+            stems_list.sort();
         }
         let mut words_by_initial: HashMap<char, Vec<(String, String)>> = HashMap::new();
         let mut seen_words = HashSet::new();
@@ -392,6 +418,16 @@ impl Retriever {
                 .filter(|alternative| self.chunk_frequency.contains_key(*alternative))
                 .cloned()
                 .collect();
+            if found.is_empty() && term.word.chars().count() >= 4 {
+                // A Russian word written in Latin ("sklad") is that word before it is a typo of
+                // a similar Latin one.
+                if let Some(cyrillic) = latin_to_cyrillic(&term.word) {
+                    let cyrillic_stem = stem(&cyrillic);
+                    if self.chunk_frequency.contains_key(&cyrillic_stem) {
+                        found.push(cyrillic_stem);
+                    }
+                }
+            }
             if found.is_empty() {
                 found = self.fuzzy_matches(&term.word);
             }
@@ -415,6 +451,15 @@ impl Retriever {
                         self.fuzzy_matches(&cyrillic)
                     };
                 }
+            }
+            if found.is_empty() && term.is_place {
+                // A city the KB does not list: the answer is the KB's word on places in
+                // general, which the rest of the question finds; the name itself weighs nothing.
+                resolved.push(ResolvedTerm {
+                    stems: found,
+                    weight: 0.0,
+                });
+                continue;
             }
             if found.is_empty() && term.word.chars().count() <= 2 && !term.is_name_like {
                 // Short unknown words are particles and abbreviations of no subject: they weigh nothing.
@@ -533,6 +578,7 @@ impl Retriever {
             .map(|term| term.weight)
             .sum::<f32>()
             .max(1e-6);
+        let term_weights = std::rc::Rc::new(resolved.iter().map(|term| term.weight).collect());
         let mut scored = Vec::new();
         for (chunk_index, chunk_score) in candidates {
             let Some(chunk) = self.chunks.get(chunk_index) else {
@@ -546,33 +592,38 @@ impl Retriever {
                 let unit = &self.units[unit_index];
                 let mut covered = 0.0;
                 let mut needs_heading = false;
+                let mut term_coverage = Vec::with_capacity(resolved.len());
                 for term in resolved {
                     let in_unit = term
                         .stems
                         .iter()
                         .any(|stem_text| unit.stems.contains(stem_text));
-                    if in_unit {
-                        covered += term.weight;
+                    let share = if in_unit {
+                        1.0
                     } else if term
                         .stems
                         .iter()
                         .any(|stem_text| unit.question_stems.contains(stem_text))
                     {
-                        covered += 0.9 * term.weight;
+                        0.9
                     } else if term
                         .stems
                         .iter()
                         .any(|stem_text| chunk.heading_stems.contains(stem_text))
                     {
-                        covered += 0.85 * term.weight;
                         needs_heading = true;
+                        0.85
                     } else if term
                         .stems
                         .iter()
                         .any(|stem_text| document.title_stems.contains(stem_text))
                     {
-                        covered += 0.6 * term.weight;
-                    }
+                        0.6
+                    } else {
+                        0.0
+                    };
+                    covered += share * term.weight;
+                    term_coverage.push(share);
                 }
                 let coverage = covered / total_weight;
                 // Among sentences that cover the question alike, prefer the document about it.
@@ -594,6 +645,9 @@ impl Retriever {
                 if analyzed.wants_number && unit.has_digit {
                     score += 0.08;
                 }
+                if analyzed.wants_price && unit.has_money {
+                    score += self.settings.price_bonus;
+                }
                 if unit.text.chars().count() > 400 {
                     score -= 0.05;
                 }
@@ -605,11 +659,19 @@ impl Retriever {
                     unit: unit_index,
                     score,
                     coverage,
+                    term_coverage,
+                    term_weights: std::rc::Rc::clone(&term_weights),
                     needs_heading,
                 });
             }
         }
-        scored.sort_by(|left, right| right.score.total_cmp(&left.score));
+        // Ties go to the earlier unit (document order), so that repeated runs answer alike.
+        scored.sort_by(|left, right| {
+            right
+                .score
+                .total_cmp(&left.score)
+                .then(left.unit.cmp(&right.unit))
+        });
         scored
     }
 
@@ -641,24 +703,99 @@ impl Retriever {
                 used_units.push(next_unit);
             }
         }
-        for candidate in &scored[1..] {
-            if used_units.len() >= self.settings.max_answer_units.max(1) {
-                break;
+        // Greedy coverage: a further unit joins when it covers question terms the chosen units
+        // leave uncovered (so both sides of a comparison are shown), or when it directly
+        // continues a chosen unit of the best passage (the next item of the same list).
+        let weights = std::rc::Rc::clone(&best.term_weights);
+        let total_weight: f32 = weights.iter().sum::<f32>().max(1e-6);
+        let mut covered: Vec<f32> = best.term_coverage.clone();
+        let covered_by = |covered: &mut Vec<f32>, unit: usize| {
+            if let Some(scored_unit) = scored.iter().find(|scored_unit| scored_unit.unit == unit) {
+                for (share, added) in covered.iter_mut().zip(&scored_unit.term_coverage) {
+                    *share = share.max(*added);
+                }
             }
-            if candidate.score < best.score * self.settings.secondary_score_ratio {
-                break;
+        };
+        for used in used_units.clone() {
+            covered_by(&mut covered, used);
+        }
+        let best_document = self.chunks[best_chunk].document;
+        let threshold = best.score * self.settings.secondary_score_ratio;
+        while used_units.len() < self.settings.max_answer_units.max(1) {
+            let mut choice: Option<(usize, f32)> = None;
+            for (position, candidate) in scored.iter().enumerate().skip(1) {
+                if candidate.score < threshold {
+                    break;
+                }
+                let unit = &self.units[candidate.unit];
+                let duplicate = used_units
+                    .iter()
+                    .any(|used| *used == candidate.unit || self.units[*used].text == unit.text);
+                if duplicate || length + 1 + self.unit_text(candidate).chars().count() > cap {
+                    continue;
+                }
+                let gain: f32 = candidate
+                    .term_coverage
+                    .iter()
+                    .zip(&covered)
+                    .zip(weights.iter())
+                    .map(|((share, already), weight)| (share - already).max(0.0) * weight)
+                    .sum::<f32>()
+                    / total_weight;
+                let continues_best = unit.chunk == best_chunk
+                    && used_units
+                        .iter()
+                        .any(|used| used.abs_diff(candidate.unit) == 1);
+                // Coverage counts, but a much weaker unit should not push out a strong one.
+                let mut value = gain
+                    + self.settings.coverage_score_weight * candidate.score / best.score.max(1e-6);
+                if gain < self.settings.min_added_coverage {
+                    if !continues_best {
+                        continue;
+                    }
+                    // A continuation adds context but no new terms: it ranks below any unit that does.
+                    value -= gain;
+                } else if self.chunks[unit.chunk].document == best_document {
+                    value *= 1.2;
+                }
+                if choice.is_none_or(|(_, best_value)| value > best_value) {
+                    choice = Some((position, value));
+                }
             }
+            // Nothing adds coverage: the rest of the room goes to the next best units, as a
+            // near-miss best unit often has the answer right behind it.
+            let choice = choice.or_else(|| {
+                let eligible: Vec<(usize, &ScoredUnit)> = scored
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .take_while(|(_, candidate)| candidate.score >= threshold)
+                    .filter(|(_, candidate)| {
+                        let unit = &self.units[candidate.unit];
+                        !used_units.iter().any(|used| {
+                            *used == candidate.unit || self.units[*used].text == unit.text
+                        }) && length + 1 + self.unit_text(candidate).chars().count() <= cap
+                    })
+                    .collect();
+                // The best unit's own document first: its neighbours (the other rows of the same
+                // table) answer a follow-up better than a look-alike sentence elsewhere.
+                let same_document = eligible.iter().find(|(_, candidate)| {
+                    self.chunks[self.units[candidate.unit].chunk].document == best_document
+                        && self.settings.prefer_same_document
+                });
+                same_document
+                    .or(eligible.first())
+                    .map(|(position, _)| (*position, 0.0))
+            });
+            let Some((position, _)) = choice else {
+                break;
+            };
+            let candidate = &scored[position];
             let text = self.unit_text(candidate);
-            let duplicate = used_units
-                .iter()
-                .any(|used| self.units[*used].text == self.units[candidate.unit].text);
-            let text_length = text.chars().count();
-            if duplicate || length + 1 + text_length > cap {
-                continue;
-            }
-            length += 1 + text_length;
+            length += 1 + text.chars().count();
             parts.push(text);
             used_units.push(candidate.unit);
+            covered_by(&mut covered, candidate.unit);
         }
         let mut citations: Vec<Citation> = Vec::new();
         for unit in &used_units {
@@ -691,4 +828,17 @@ fn truncate_chars(text: &str, limit: usize) -> String {
     }
     truncated.push('…');
     truncated
+}
+
+/// Whether a unit states a price: a figure followed by a currency, or a table cell under a
+/// price column ("цена с НДС (руб.): 4590").
+fn states_price(text: &str) -> bool {
+    static MONEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let money = MONEY.get_or_init(|| {
+        regex::Regex::new(
+            r"(?i)\d[\d\s\u{00a0}\u{202f},.]*\s?(₽|руб|р\.|rub|usd|eur|\$|€|тыс\.?\s?(₽|руб))|[$€]\s?\d|(цена|стоимость|price|cost)[^:;]{0,40}:\s*\d",
+        )
+        .expect("a valid constant regex")
+    });
+    money.is_match(text)
 }

@@ -13,6 +13,7 @@ use rust_stemmers::{Algorithm, Stemmer};
 const LEXICON: &str = include_str!("../data/lexicon.txt");
 const GLOSSARY: &str = include_str!("../data/glossary.txt");
 const STOPWORDS: &str = include_str!("../data/stopwords.txt");
+const PLACES: &str = include_str!("../data/places.txt");
 
 /// Lower case, `ё` as `е`, and digit groups joined (`12 900`, `12,900` → `12900`) so prices match
 /// however they are written.
@@ -26,7 +27,71 @@ pub fn normalize(text: &str) -> String {
     for _ in 0..2 {
         text = thousands.replace_all(&text, "$1$2").into_owned();
     }
-    text
+    fold_model_codes(&text)
+}
+
+/// Model codes are written with Latin or Cyrillic look-alike letters at random ("T-60", "Т-60"):
+/// inside a hyphen-joined token with a digit, look-alike Cyrillic letters become Latin and a
+/// hyphen between letters and digits goes, so every spelling of a code is one word ("t60").
+fn fold_model_codes(text: &str) -> String {
+    static CODE: OnceLock<Regex> = OnceLock::new();
+    let code = CODE.get_or_init(|| {
+        Regex::new(r"[\p{L}\d]+(?:-[\p{L}\d]+)+|[\p{L}]+\d[\p{L}\d]*|\d+[\p{L}]+[\p{L}\d]*")
+            .expect("a valid constant regex")
+    });
+    code.replace_all(text, |captures: &regex::Captures| {
+        let token = &captures[0];
+        if !token.chars().any(|character| character.is_ascii_digit()) {
+            return token.to_string();
+        }
+        let segments: Vec<String> = token.split('-').map(fold_homoglyphs).collect();
+        let mut joined = String::new();
+        for (position, segment) in segments.iter().enumerate() {
+            if position > 0 {
+                let previous_is_letters = segments[position - 1]
+                    .chars()
+                    .last()
+                    .is_some_and(char::is_alphabetic);
+                let next_is_digit = segment.chars().next().is_some_and(|c| c.is_ascii_digit());
+                // "t-60" is one code; "2-3" is a range and "ск-220" already folded stays joined.
+                if !(previous_is_letters && next_is_digit) {
+                    joined.push('-');
+                }
+            }
+            joined.push_str(segment);
+        }
+        joined
+    })
+    .into_owned()
+}
+
+/// A segment's Cyrillic letters as their Latin look-alikes, when every Cyrillic letter in it has one.
+fn fold_homoglyphs(segment: &str) -> String {
+    let fold = |character: char| match character {
+        'а' => Some('a'),
+        'в' => Some('b'),
+        'е' => Some('e'),
+        'к' => Some('k'),
+        'м' => Some('m'),
+        'н' => Some('h'),
+        'о' => Some('o'),
+        'р' => Some('p'),
+        'с' => Some('c'),
+        'т' => Some('t'),
+        'х' => Some('x'),
+        'у' => Some('y'),
+        _ => None,
+    };
+    if segment
+        .chars()
+        .any(|character| is_cyrillic(character) && fold(character).is_none())
+    {
+        return segment.to_string();
+    }
+    segment
+        .chars()
+        .map(|character| fold(character).unwrap_or(character))
+        .collect()
 }
 
 /// The words of a normalised text: runs of letters and digits.
@@ -81,6 +146,9 @@ pub struct Lexicon {
     synonyms: HashMap<String, Vec<String>>,
     stopwords: HashSet<String>,
     stop_stems: HashSet<String>,
+    /// Stems of the names of major cities and countries: a place the KB does not list is a
+    /// generic "city", not a subject the KB knows nothing about.
+    places: HashSet<String>,
 }
 
 impl Lexicon {
@@ -126,6 +194,22 @@ impl Lexicon {
                 }
             }
         }
+        // A place's Russian and English names answer for each other, like glossary words.
+        for line in data_lines_owned(PLACES) {
+            let group: Vec<String> = line
+                .split(',')
+                .map(|name| stems(name.trim()).join(" "))
+                .filter(|name| !name.is_empty() && !name.contains(' '))
+                .collect();
+            for name in &group {
+                let entry = synonyms.entry(name.clone()).or_default();
+                for other in &group {
+                    if other != name && !entry.contains(other) {
+                        entry.push(other.clone());
+                    }
+                }
+            }
+        }
         let stopwords: HashSet<String> = data_lines_owned(stopwords)
             .flat_map(|line| {
                 words(&normalize(line))
@@ -134,11 +218,17 @@ impl Lexicon {
             })
             .collect();
         let stop_stems = stopwords.iter().map(|word| stem(word)).collect();
+        let places = data_lines_owned(PLACES)
+            .flat_map(|line| line.split(','))
+            .map(|name| stems(name.trim()).join(" "))
+            .filter(|name| !name.is_empty() && !name.contains(' '))
+            .collect();
         Lexicon {
             replacements,
             synonyms,
             stopwords,
             stop_stems,
+            places,
         }
     }
 
@@ -149,6 +239,11 @@ impl Lexicon {
 
     pub fn synonyms(&self, stem: &str) -> &[String] {
         self.synonyms.get(stem).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether a stem names a major city or country.
+    pub fn is_place(&self, stem: &str) -> bool {
+        self.places.contains(stem)
     }
 
     pub fn is_stopword(&self, word: &str) -> bool {
@@ -172,6 +267,8 @@ pub struct QueryTerm {
     /// A name-like word (Latin inside a Russian question, or letters with digits): when the KB
     /// never mentions it, the question is about something the KB does not cover.
     pub is_name_like: bool,
+    /// The word names a major city or country (from the gazetteer).
+    pub is_place: bool,
 }
 
 /// What a question asks for, beyond its content words.
@@ -180,7 +277,21 @@ pub struct AnalyzedQuestion {
     pub terms: Vec<QueryTerm>,
     /// "How much", "how many", "price": an answer with a figure is preferred.
     pub wants_number: bool,
+    /// "How much", "price", "cost": an answer with a money figure is preferred.
+    pub wants_price: bool,
 }
+
+const PRICE_CUES: &[&str] = &[
+    "цена",
+    "цен",
+    "стоимост",
+    "стоит",
+    "стоят",
+    "почем",
+    "price",
+    "cost",
+    "прайс",
+];
 
 const NUMBER_CUES: &[&str] = &[
     "сколько",
@@ -213,6 +324,8 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
     let mut analyzed = AnalyzedQuestion::default();
     let mut seen = HashSet::new();
     for word in words(&normalized) {
+        // An ordinal written with digits ("4й", "2х") is its number.
+        let word = strip_ordinal_suffix(word);
         let groups: Vec<Vec<String>> = match lexicon.replacement(word) {
             Some(standard) => standard.to_vec(),
             None => vec![vec![word.to_string()]],
@@ -220,6 +333,9 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
         for standard in groups.iter().flatten() {
             if NUMBER_CUES.iter().any(|cue| standard.starts_with(cue)) {
                 analyzed.wants_number = true;
+            }
+            if PRICE_CUES.iter().any(|cue| standard.starts_with(cue)) {
+                analyzed.wants_price = true;
             }
         }
         let replaced = lexicon.replacement(word).is_some();
@@ -255,14 +371,40 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
                 .all(|character| character.is_ascii_alphanumeric());
             let is_name_like = !replaced
                 && ((has_letter && has_digit) || (has_cyrillic && is_latin && has_letter));
+            let is_place = lexicon.is_place(&own_stem);
             analyzed.terms.push(QueryTerm {
                 word: standard,
                 alternatives,
-                is_name_like,
+                is_name_like: is_name_like && !is_place,
+                is_place,
             });
         }
     }
+    // "How much is it" without a price word: "сколько" alone asks for a count as often.
+    if normalized.contains("how much") || normalized.contains("сколько стои") {
+        analyzed.wants_price = true;
+    }
     analyzed
+}
+
+/// "4й", "10го", "2х" → "4", "10", "2"; other words as they are.
+fn strip_ordinal_suffix(word: &str) -> &str {
+    let digits_end = word
+        .char_indices()
+        .find(|(_, character)| !character.is_ascii_digit())
+        .map_or(word.len(), |(position, _)| position);
+    if digits_end == 0 || digits_end == word.len() {
+        return word;
+    }
+    const SUFFIXES: &[&str] = &[
+        "й", "я", "е", "х", "ю", "м", "го", "му", "ми", "ий", "ый", "ой", "ая", "ое", "ых", "ом",
+        "th", "st", "nd", "rd",
+    ];
+    if SUFFIXES.contains(&&word[digits_end..]) {
+        &word[..digits_end]
+    } else {
+        word
+    }
 }
 
 /// The Levenshtein distance between two words, stopping early past `limit`.

@@ -72,45 +72,37 @@ impl Store {
 
             let mut report = SyncReport::default();
             for doc in docs {
-                match stored.remove(&doc.source) {
-                    Some(metadata) if metadata.matches(doc) => report.unchanged.push(doc.source.clone()),
-                    Some(_) => {
-                        sqlx::query(
-                            "UPDATE kb_documents
-                             SET title = $2, lang = $3, audience = $4, tags = $5, format = $6,
-                                 content = $7, content_hash = $8, updated_at = now()
-                             WHERE source = $1",
-                        )
-                        .bind(&doc.source)
-                        .bind(&doc.title)
-                        .bind(doc.lang.map(Lang::as_str))
-                        .bind(doc.audience.as_str())
-                        .bind(&doc.tags)
-                        .bind(doc.format.as_str())
-                        .bind(&doc.content)
-                        .bind(&doc.content_hash)
-                        .execute(&mut *transaction)
-                        .await?;
-                        report.updated.push(doc.source.clone());
+                let existed = match stored.remove(&doc.source) {
+                    Some(metadata) if metadata.matches(doc) => {
+                        report.unchanged.push(doc.source.clone());
+                        continue;
                     }
-                    None => {
-                        sqlx::query(
-                            "INSERT INTO kb_documents
-                                 (source, title, lang, audience, tags, format, content, content_hash)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(&doc.source)
-                        .bind(&doc.title)
-                        .bind(doc.lang.map(Lang::as_str))
-                        .bind(doc.audience.as_str())
-                        .bind(&doc.tags)
-                        .bind(doc.format.as_str())
-                        .bind(&doc.content)
-                        .bind(&doc.content_hash)
-                        .execute(&mut *transaction)
-                        .await?;
-                        report.added.push(doc.source.clone());
-                    }
+                    Some(_) => true,
+                    None => false,
+                };
+                sqlx::query(
+                    "INSERT INTO kb_documents
+                         (source, title, lang, audience, tags, format, content, content_hash)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (source) DO UPDATE
+                     SET title = EXCLUDED.title, lang = EXCLUDED.lang, audience = EXCLUDED.audience,
+                         tags = EXCLUDED.tags, format = EXCLUDED.format, content = EXCLUDED.content,
+                         content_hash = EXCLUDED.content_hash, updated_at = now()",
+                )
+                .bind(&doc.source)
+                .bind(&doc.title)
+                .bind(doc.lang.map(Lang::as_str))
+                .bind(doc.audience.as_str())
+                .bind(&doc.tags)
+                .bind(doc.format.as_str())
+                .bind(&doc.content)
+                .bind(&doc.content_hash)
+                .execute(&mut *transaction)
+                .await?;
+                if existed {
+                    report.updated.push(doc.source.clone());
+                } else {
+                    report.added.push(doc.source.clone());
                 }
             }
             // What is left of the stored set is missing from the new one.
