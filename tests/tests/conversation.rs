@@ -100,3 +100,43 @@ async fn an_unanswerable_question_is_declined_with_an_offer_of_a_person(pool: Pg
     assert_eq!(reply.kind, ReplyKind::Declined, "{reply:?}");
     assert!(reply.citations.is_empty());
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_objection_is_answered_from_the_playbook_in_the_knowledge_base(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let handled = app
+        .engine
+        .handle(&text(
+            "chat-3",
+            "m1",
+            "we already use another booking app, why switch",
+        ))
+        .await
+        .unwrap();
+    let reply = &handled.replies[0];
+    assert_eq!(reply.kind, ReplyKind::Objection, "{reply:?}");
+    assert!(
+        reply
+            .citations
+            .iter()
+            .any(|citation| citation.source == "en-objections.md"),
+        "{reply:?}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_question_that_mentions_a_time_is_answered_not_taken_for_an_objection(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let handled = app
+        .engine
+        .handle(&text(
+            "chat-4",
+            "m1",
+            "если через 2 недели поймем что не подходит, деньги вернете?",
+        ))
+        .await
+        .unwrap();
+    let reply = &handled.replies[0];
+    assert_eq!(reply.kind, ReplyKind::Answer, "{reply:?}");
+    assert!(reply.text.contains("30 дней"), "{reply:?}");
+}

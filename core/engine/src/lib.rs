@@ -156,9 +156,18 @@ impl Engine {
 
         let knowledge = inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
+            let knowledge = self.knowledge();
+            // An objection searches with the playbook's words for it first; when that finds
+            // nothing (the words can dilute a question that merely sounds like an objection),
+            // the prospect's own words still get their answer.
             let query = closer_dialog::knowledge_query(&self.dialog, text, lang);
-            self.knowledge()
+            knowledge
                 .answer(&query, lang, AudienceFilter::PublicOnly)
+                .or_else(|| {
+                    (query != text)
+                        .then(|| knowledge.answer(text, lang, AudienceFilter::PublicOnly))
+                        .flatten()
+                })
         });
         let input = Input {
             content: inbound.content.clone(),

@@ -58,8 +58,6 @@ pub struct RetrieverSettings {
     pub min_added_coverage: f32,
     /// How much a unit's own score counts against the coverage it adds when composing.
     pub coverage_score_weight: f32,
-    /// When no unit adds coverage, fill the answer from the best unit's document first.
-    pub prefer_same_document: bool,
 }
 
 impl Default for RetrieverSettings {
@@ -77,7 +75,6 @@ impl Default for RetrieverSettings {
             price_bonus: 0.2,
             min_added_coverage: 0.3,
             coverage_score_weight: 0.5,
-            prefer_same_document: true,
         }
     }
 }
@@ -765,27 +762,18 @@ impl Retriever {
             // Nothing adds coverage: the rest of the room goes to the next best units, as a
             // near-miss best unit often has the answer right behind it.
             let choice = choice.or_else(|| {
-                let eligible: Vec<(usize, &ScoredUnit)> = scored
+                scored
                     .iter()
                     .enumerate()
                     .skip(1)
                     .take_while(|(_, candidate)| candidate.score >= threshold)
-                    .filter(|(_, candidate)| {
+                    .find(|(_, candidate)| {
                         let unit = &self.units[candidate.unit];
                         !used_units.iter().any(|used| {
                             *used == candidate.unit || self.units[*used].text == unit.text
                         }) && length + 1 + self.unit_text(candidate).chars().count() <= cap
                     })
-                    .collect();
-                // The best unit's own document first: its neighbours (the other rows of the same
-                // table) answer a follow-up better than a look-alike sentence elsewhere.
-                let same_document = eligible.iter().find(|(_, candidate)| {
-                    self.chunks[self.units[candidate.unit].chunk].document == best_document
-                        && self.settings.prefer_same_document
-                });
-                same_document
-                    .or(eligible.first())
-                    .map(|(position, _)| (*position, 0.0))
+                    .map(|(position, _)| (position, 0.0))
             });
             let Some((position, _)) = choice else {
                 break;
