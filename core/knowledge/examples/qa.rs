@@ -131,14 +131,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
             match &answer {
                 Some(answer) => println!(
-                    "  got ({:.2}) {:?}\n  from {:?}",
+                    "  got ({:.2}) {:?}\n  from {:?}{}",
                     answer.score,
                     answer.text,
                     answer
                         .citations
                         .iter()
                         .map(|citation| citation.source.as_str())
-                        .collect::<Vec<_>>()
+                        .collect::<Vec<_>>(),
+                    // `QA_EXPLAIN=1` shows the resolved terms of wrong answers too.
+                    if std::env::var_os("QA_EXPLAIN").is_some() {
+                        format!("\n  {}", retriever.explain(text).replace('\n', "\n  "))
+                    } else {
+                        String::new()
+                    }
                 ),
                 None => println!(
                     "  got: declined\n  {}",

@@ -20,6 +20,10 @@ use crate::text::{
 };
 use crate::KnowledgeError;
 
+/// A list item shorter than this, next to a unit already in the answer, does not count
+/// against the answer's unit limit.
+const SHORT_LIST_ITEM_CHARS: usize = 80;
+
 /// The hard limit on an answer's length, whatever the configuration says: longer is a document,
 /// not a messenger answer.
 pub const HARD_MAX_ANSWER_CHARS: usize = 700;
@@ -149,6 +153,10 @@ struct ScoredUnit {
     term_weights: std::rc::Rc<Vec<f32>>,
     /// The heading carried a question word the sentence lacks, so it is shown with the sentence.
     needs_heading: bool,
+    /// A table row of a comparison question cut down to the compared columns.
+    compared_row: Option<String>,
+    /// The compared columns of this table row hold the same value: it tells no difference.
+    alike_row: bool,
 }
 
 /// The built-in retriever: an in-memory tantivy index over passages of the documents.
@@ -652,6 +660,17 @@ impl Retriever {
                     // The question itself answers nothing; the unit after it carries its words.
                     score -= 0.3;
                 }
+                let mut compared_row = None;
+                let mut alike_row = false;
+                if analyzed.wants_comparison {
+                    if let Some((row, differs)) = compared_columns(&unit.text, resolved) {
+                        // "How does A differ from B": the rows where A and B differ answer it;
+                        // rows where they are alike answer nothing.
+                        score += if differs { 0.15 } else { -0.15 };
+                        compared_row = Some(row);
+                        alike_row = !differs;
+                    }
+                }
                 scored.push(ScoredUnit {
                     unit: unit_index,
                     score,
@@ -659,6 +678,8 @@ impl Retriever {
                     term_coverage,
                     term_weights: std::rc::Rc::clone(&term_weights),
                     needs_heading,
+                    compared_row,
+                    alike_row,
                 });
             }
         }
@@ -675,9 +696,10 @@ impl Retriever {
     fn unit_text(&self, scored: &ScoredUnit) -> String {
         let unit = &self.units[scored.unit];
         let chunk = &self.chunks[unit.chunk];
+        let text = scored.compared_row.as_ref().unwrap_or(&unit.text);
         match chunk.headings.last() {
-            Some(heading) if scored.needs_heading => format!("{heading}: {}", unit.text),
-            _ => unit.text.clone(),
+            Some(heading) if scored.needs_heading => format!("{heading}: {text}"),
+            _ => text.clone(),
         }
     }
 
@@ -690,7 +712,9 @@ impl Retriever {
         // A short sentence often needs the one after it ("No, it is cloud-only." + the alternative).
         let next_unit = best.unit + 1;
         let best_chunk = self.units[best.unit].chunk;
+        // A table row cut down to the compared columns stands alone; the next row is no context.
         if length < self.settings.context_after_chars
+            && best.compared_row.is_none()
             && self.chunks[best_chunk].units.contains(&next_unit)
         {
             let next_text = &self.units[next_unit].text;
@@ -718,7 +742,16 @@ impl Retriever {
         }
         let best_document = self.chunks[best_chunk].document;
         let threshold = best.score * self.settings.secondary_score_ratio;
-        while used_units.len() < self.settings.max_answer_units.max(1) {
+        // Rows cut down to two columns are short, and a comparison is told by several of them.
+        let unit_limit = if best.compared_row.is_some() {
+            self.settings.max_answer_units.max(1) + 3
+        } else {
+            self.settings.max_answer_units.max(1)
+        };
+        // Short items of one list ("- 1C: Trade Management") count as one unit together: a
+        // list of five configurations is one answer, not five.
+        let mut counted_units = used_units.len();
+        while counted_units < unit_limit && used_units.len() < unit_limit + 3 {
             let mut choice: Option<(usize, f32)> = None;
             for (position, candidate) in scored.iter().enumerate().skip(1) {
                 if candidate.score < threshold {
@@ -728,7 +761,10 @@ impl Retriever {
                 let duplicate = used_units
                     .iter()
                     .any(|used| *used == candidate.unit || self.units[*used].text == unit.text);
-                if duplicate || length + 1 + self.unit_text(candidate).chars().count() > cap {
+                if duplicate
+                    || candidate.alike_row
+                    || length + 1 + self.unit_text(candidate).chars().count() > cap
+                {
                     continue;
                 }
                 let gain: f32 = candidate
@@ -769,9 +805,11 @@ impl Retriever {
                     .take_while(|(_, candidate)| candidate.score >= threshold)
                     .find(|(_, candidate)| {
                         let unit = &self.units[candidate.unit];
-                        !used_units.iter().any(|used| {
-                            *used == candidate.unit || self.units[*used].text == unit.text
-                        }) && length + 1 + self.unit_text(candidate).chars().count() <= cap
+                        !candidate.alike_row
+                            && !used_units.iter().any(|used| {
+                                *used == candidate.unit || self.units[*used].text == unit.text
+                            })
+                            && length + 1 + self.unit_text(candidate).chars().count() <= cap
                     })
                     .map(|(position, _)| (position, 0.0))
             });
@@ -780,6 +818,14 @@ impl Retriever {
             };
             let candidate = &scored[position];
             let text = self.unit_text(candidate);
+            let continues_list = text.chars().count() < SHORT_LIST_ITEM_CHARS
+                && used_units.iter().any(|used| {
+                    used.abs_diff(candidate.unit) == 1
+                        && self.units[*used].chunk == self.units[candidate.unit].chunk
+                });
+            if !continues_list {
+                counted_units += 1;
+            }
             length += 1 + text.chars().count();
             parts.push(text);
             used_units.push(candidate.unit);
@@ -804,6 +850,51 @@ impl Retriever {
             score: best.score,
         }
     }
+}
+
+/// A rendered table row split into its label and (column, value) cells.
+fn table_cells(row: &str) -> Option<(&str, Vec<(&str, &str)>)> {
+    let (label, cells) = row.split_once(": ")?;
+    let cells: Vec<(&str, &str)> = cells
+        .split("; ")
+        .map(|cell| cell.split_once(" — "))
+        .collect::<Option<Vec<_>>>()?;
+    Some((label, cells))
+}
+
+/// Whether a question term names a table column.
+fn names_column(column: &str, resolved: &[ResolvedTerm]) -> bool {
+    let column_stems = stems(column);
+    resolved.iter().any(|term| {
+        term.stems
+            .iter()
+            .any(|stem_text| column_stems.contains(stem_text))
+    })
+}
+
+/// A table row ("label: column — value; column — value") of which at least two columns are
+/// named by the question: the row cut down to those columns, and whether their values differ.
+fn compared_columns(row: &str, resolved: &[ResolvedTerm]) -> Option<(String, bool)> {
+    let (label, cells) = table_cells(row)?;
+    if cells.len() < 2 {
+        return None;
+    }
+    let named: Vec<&(&str, &str)> = cells
+        .iter()
+        .filter(|(column, _)| names_column(column, resolved))
+        .collect();
+    if named.len() < 2 {
+        return None;
+    }
+    let first_value = normalize(named[0].1);
+    let differs = named
+        .iter()
+        .any(|(_, value)| normalize(value) != first_value);
+    let shown: Vec<String> = named
+        .iter()
+        .map(|(column, value)| format!("{column} — {value}"))
+        .collect();
+    Some((format!("{label}: {}", shown.join("; ")), differs))
 }
 
 fn truncate_chars(text: &str, limit: usize) -> String {

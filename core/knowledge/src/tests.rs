@@ -331,3 +331,35 @@ fn a_price_question_prefers_the_unit_with_a_money_figure() {
         .expect("the scanner is described");
     assert!(answer.text.contains("4 590"), "{}", answer.text);
 }
+
+#[test]
+fn a_comparison_of_table_columns_shows_the_rows_where_they_differ() {
+    let retriever = one_document_retriever(
+        "# Тарифы\n\n| | Альфа | Бета | Гамма |\n| --- | --- | --- | --- |\n| Склады | 1 | до 3 | до 10 |\n| Отчёты | есть | есть | есть |\n| Заказы | до 2 000 | до 20 000 | без ограничений |\n",
+        5,
+    );
+    let answer = retriever
+        .answer(
+            "чем альфа отличается от беты",
+            Lang::Ru,
+            AudienceFilter::PublicOnly,
+        )
+        .expect("the plans are compared");
+    expect![[r#"
+        Склады: Альфа — 1; Бета — до 3
+        Заказы: Альфа — до 2 000; Бета — до 20 000"#]]
+    .assert_eq(&answer.text);
+}
+
+#[test]
+fn lexicon_phrases_of_several_words_become_their_standard_words() {
+    let analyzed = analyze_question("how long has the company been around?");
+    let words: Vec<&str> = analyzed
+        .terms
+        .iter()
+        .map(|term| term.word.as_str())
+        .collect();
+    assert_eq!(words, vec!["company", "founded"]);
+    assert!(analyze_question("чем альфа отличается от беты").wants_comparison);
+    assert!(!analyze_question("сколько стоит альфа").wants_comparison);
+}

@@ -142,6 +142,9 @@ pub struct Lexicon {
     /// Colloquial word or abbreviation → standard words (empty: a filler word). Each entry is a
     /// group of alternatives: one question term that any of them matches.
     replacements: HashMap<String, Vec<Vec<String>>>,
+    /// Colloquial phrases of several words ("been around", "пол года") → standard words, longest
+    /// first: their meaning is not in any one of their words.
+    phrases: Vec<(Vec<String>, Vec<Vec<String>>)>,
     /// Stem → the stems of its synonyms and translations.
     synonyms: HashMap<String, Vec<String>>,
     stopwords: HashSet<String>,
@@ -159,6 +162,7 @@ impl Lexicon {
 
     fn parse(lexicon: &str, glossary: &str, stopwords: &str) -> Lexicon {
         let mut replacements = HashMap::new();
+        let mut phrases = Vec::new();
         for line in data_lines_owned(lexicon) {
             let Some((colloquial, standard)) = line.split_once('=') else {
                 continue;
@@ -173,11 +177,18 @@ impl Lexicon {
             };
             for word in colloquial.split(',') {
                 let word = normalize(word.trim());
-                if !word.is_empty() {
+                let phrase: Vec<String> = words(&word).map(str::to_string).collect();
+                if phrase.len() > 1 {
+                    phrases.push((phrase, standard.clone()));
+                } else if !word.is_empty() {
                     replacements.insert(word, standard.clone());
                 }
             }
         }
+        // The longest phrase wins where two start at one word.
+        phrases.sort_by_key(|(phrase, _): &(Vec<String>, Vec<Vec<String>>)| {
+            std::cmp::Reverse(phrase.len())
+        });
         let mut synonyms: HashMap<String, Vec<String>> = HashMap::new();
         for line in data_lines_owned(glossary) {
             let group: Vec<String> = line
@@ -225,11 +236,25 @@ impl Lexicon {
             .collect();
         Lexicon {
             replacements,
+            phrases,
             synonyms,
             stopwords,
             stop_stems,
             places,
         }
+    }
+
+    /// The standard words for a colloquial phrase starting at the first of `words`, with the
+    /// number of words it spans.
+    pub fn phrase_at(&self, words: &[&str]) -> Option<(usize, &[Vec<String>])> {
+        self.phrases.iter().find_map(|(phrase, standard)| {
+            (words.len() >= phrase.len()
+                && phrase
+                    .iter()
+                    .zip(words)
+                    .all(|(expected, word)| expected == word))
+            .then_some((phrase.len(), standard.as_slice()))
+        })
     }
 
     /// The standard words for a colloquial one, if the lexicon knows it.
@@ -279,7 +304,30 @@ pub struct AnalyzedQuestion {
     pub wants_number: bool,
     /// "How much", "price", "cost": an answer with a money figure is preferred.
     pub wants_price: bool,
+    /// "What is the difference", "X or Y", "X vs Y": table rows where the compared columns
+    /// differ answer best.
+    pub wants_comparison: bool,
 }
+
+/// Stems of words that only say "differ", dropped from a question's terms.
+const DIFFERENCE_WORDS: &[&str] = &["отлича", "отлич", "разниц", "differ", "vs", "versus"];
+
+/// Stems and words that ask to compare two things.
+const COMPARISON_CUES: &[&str] = &[
+    "отлича",
+    "отлич",
+    "разниц",
+    "сравн",
+    "или",
+    "vs",
+    "versus",
+    "differ",
+    "compar",
+    "or",
+    "между",
+    "between",
+    "против",
+];
 
 const PRICE_CUES: &[&str] = &[
     "цена",
@@ -323,10 +371,17 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
     let has_cyrillic = normalized.chars().any(is_cyrillic);
     let mut analyzed = AnalyzedQuestion::default();
     let mut seen = HashSet::new();
-    for word in words(&normalized) {
+    let tokens: Vec<&str> = words(&normalized).collect();
+    let mut position = 0;
+    while position < tokens.len() {
         // An ordinal written with digits ("4й", "2х") is its number.
-        let word = strip_ordinal_suffix(word);
-        let groups: Vec<Vec<String>> = match lexicon.replacement(word) {
+        let word = strip_ordinal_suffix(tokens[position]);
+        let phrase = lexicon.phrase_at(&tokens[position..]);
+        position += phrase.map_or(1, |(length, _)| length);
+        let groups: Vec<Vec<String>> = match phrase
+            .map(|(_, standard)| standard)
+            .or_else(|| lexicon.replacement(word))
+        {
             Some(standard) => standard.to_vec(),
             None => vec![vec![word.to_string()]],
         };
@@ -338,7 +393,12 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
                 analyzed.wants_price = true;
             }
         }
-        let replaced = lexicon.replacement(word).is_some();
+        let replaced = phrase.is_some() || lexicon.replacement(word).is_some();
+        // "Differs" names no subject: as a term it finds sentences about differences in
+        // general ("the main differences are:") and misspelt look-alikes, not the compared rows.
+        if is_cue(word, DIFFERENCE_WORDS) {
+            continue;
+        }
         for group in groups {
             let Some(standard) = group.first().cloned() else {
                 continue;
@@ -380,11 +440,20 @@ pub fn analyze_question(question: &str) -> AnalyzedQuestion {
             });
         }
     }
+    analyzed.wants_comparison = tokens.iter().any(|token| is_cue(token, COMPARISON_CUES));
     // "How much is it" without a price word: "сколько" alone asks for a count as often.
     if normalized.contains("how much") || normalized.contains("сколько стои") {
         analyzed.wants_price = true;
     }
     analyzed
+}
+
+/// Whether a word is one of the cues: the word itself for short cues ("or", "vs"), its stem's
+/// beginning for longer ones ("отлича" for "отличается").
+fn is_cue(word: &str, cues: &[&str]) -> bool {
+    let word_stem = stem(word);
+    cues.iter()
+        .any(|cue| word == *cue || (cue.chars().count() >= 5 && word_stem.starts_with(cue)))
 }
 
 /// "4й", "10го", "2х" → "4", "10", "2"; other words as they are.
