@@ -113,13 +113,14 @@ struct DialogRecord<'a> {
     handoff: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
-struct LeadRecord {
-    name: Option<String>,
-    phone: Option<String>,
-    email: Option<String>,
-    company: Option<String>,
-    summary: String,
+/// The lead's fields, as `--json` writes them and the scorer reads them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LeadRecord {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub company: Option<String>,
+    pub summary: String,
 }
 
 impl From<&Lead> for LeadRecord {
@@ -146,19 +147,9 @@ pub struct AnswerOutcome {
 /// What became of one dialog.
 #[derive(Debug, Clone)]
 pub struct DialogOutcome {
-    pub lead: Option<LeadRecordView>,
+    pub lead: Option<LeadRecord>,
     pub objections: Vec<String>,
     pub handoff: bool,
-}
-
-/// The lead's fields as the scorer reads them.
-#[derive(Debug, Clone, Default)]
-pub struct LeadRecordView {
-    pub name: Option<String>,
-    pub phone: Option<String>,
-    pub email: Option<String>,
-    pub company: Option<String>,
-    pub summary: String,
 }
 
 /// Lower case, `ё` read as `е`, and every character that is not a letter or a digit removed.
@@ -456,16 +447,9 @@ async fn run_on(
             .iter()
             .map(|kind| kind.as_str().to_owned())
             .collect();
-        let lead_record = lead.as_ref().map(LeadRecord::from);
         let outcome = DialogOutcome {
-            lead: lead_record.clone().map(|lead| LeadRecordView {
-                name: lead.name,
-                phone: lead.phone,
-                email: lead.email,
-                company: lead.company,
-                summary: lead.summary,
-            }),
-            objections: objections.clone(),
+            lead: lead.as_ref().map(LeadRecord::from),
+            objections,
             handoff: state.handed_off(),
         };
         let failures = dialog_failures(dialog, &outcome);
@@ -483,8 +467,8 @@ async fn run_on(
                 r#type: "dialog",
                 id: &dialog.id,
                 replies: &replies,
-                lead: lead_record,
-                objections: &objections,
+                lead: outcome.lead.clone(),
+                objections: &outcome.objections,
                 handoff: outcome.handoff,
             };
             serde_json::to_writer(&mut *out, &record)?;
@@ -763,7 +747,7 @@ mod tests {
             },
         };
         let good = DialogOutcome {
-            lead: Some(LeadRecordView {
+            lead: Some(LeadRecord {
                 name: Some("марина белова".into()),
                 phone: Some("+7 921 555 12 34".into()),
                 summary: "Склад, продаём на Ozon".into(),
@@ -782,7 +766,7 @@ mod tests {
             vec!["no lead was created".to_owned()]
         );
         let wrong_phone = DialogOutcome {
-            lead: Some(LeadRecordView {
+            lead: Some(LeadRecord {
                 phone: Some("+79215550000".into()),
                 ..good.lead.clone().unwrap()
             }),

@@ -599,30 +599,18 @@ impl Retriever {
                 let mut needs_heading = false;
                 let mut term_coverage = Vec::with_capacity(resolved.len());
                 for term in resolved {
-                    let in_unit = term
-                        .stems
-                        .iter()
-                        .any(|stem_text| unit.stems.contains(stem_text));
+                    let found_in = |stems: &HashSet<String>| {
+                        term.stems.iter().any(|stem| stems.contains(stem))
+                    };
+                    let in_unit = found_in(&unit.stems);
                     let share = if in_unit {
                         1.0
-                    } else if term
-                        .stems
-                        .iter()
-                        .any(|stem_text| unit.question_stems.contains(stem_text))
-                    {
+                    } else if found_in(&unit.question_stems) {
                         0.9
-                    } else if term
-                        .stems
-                        .iter()
-                        .any(|stem_text| chunk.heading_stems.contains(stem_text))
-                    {
+                    } else if found_in(&chunk.heading_stems) {
                         needs_heading = true;
                         0.85
-                    } else if term
-                        .stems
-                        .iter()
-                        .any(|stem_text| document.title_stems.contains(stem_text))
-                    {
+                    } else if found_in(&document.title_stems) {
                         0.6
                     } else {
                         0.0
