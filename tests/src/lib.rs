@@ -3,6 +3,9 @@
 //! The local fake servers of the platforms, AnythingLLM and the trackers join this crate as
 //! the channels and hand-off targets are built.
 
+pub mod fake_telegram;
+pub mod telegram_bench;
+
 use std::path::{Path, PathBuf};
 
 use closer_engine::Engine;

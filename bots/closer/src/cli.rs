@@ -62,15 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             telemetry::init(&config.log, "info");
-            let store = database::open_store(&config).await?;
-            let engine = build_engine(&config, store).await?;
-            let app = server::Application::build(&config.server.listen, engine).await?;
-            tracing::info!(port = app.port(), "closer is serving");
-            eprintln!(
-                "Closer is serving on {} (health: /healthz, readiness: /readyz).",
-                config.server.listen
-            );
-            app.run_until_stopped(server::shutdown_signal()).await
+            serve(&config).await
         }
         Command::Chat => {
             telemetry::init(&config.log, interactive_level);
@@ -101,6 +93,64 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `closer serve`: the HTTP server and every configured channel, until Ctrl-C or SIGTERM.
+/// A channel that fails for good (Telegram refusing the webhook) stops the process.
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let store = database::open_store(config).await?;
+    let engine = build_engine(config, store).await?;
+    let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let mut channels = tokio::task::JoinSet::new();
+    if let Some(telegram) = config.telegram()? {
+        let telegram = closer_telegram::Telegram::connect(telegram, engine.clone())
+            .await
+            .context("while connecting to Telegram")?;
+        eprintln!("Telegram: answering as @{}.", telegram.identity().username);
+        app = app.with_routes(telegram.router());
+        let shutdown = stopped(stopping.clone());
+        channels.spawn(async move {
+            telegram
+                .run(shutdown)
+                .await
+                .context("the Telegram channel stopped")
+        });
+    }
+    if channels.is_empty() {
+        eprintln!("No channel is configured (see the [telegram] section of config/closer.toml).");
+    }
+    eprintln!(
+        "Closer is serving on {} (health: /healthz, readiness: /readyz).",
+        config.server.listen
+    );
+    tracing::info!(port = app.port(), "closer is serving");
+    let server = tokio::spawn(app.run_until_stopped(stopped(stopping)));
+    let mut failure = None;
+    tokio::select! {
+        () = server::shutdown_signal() => {}
+        Some(ended) = channels.join_next() => {
+            failure = match ended {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error),
+                Err(error) => Some(anyhow::anyhow!("a channel crashed: {error}")),
+            };
+        }
+    }
+    let _ = stop.send(true);
+    while let Some(ended) = channels.join_next().await {
+        if let Ok(Err(error)) = ended {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "a channel stopped with an error"
+            );
+        }
+    }
+    server.await.context("the HTTP server crashed")??;
+    failure.map_or(Ok(()), Err)
 }
 
 /// The engine every channel shares: the store, the dialog configuration and the knowledge base.

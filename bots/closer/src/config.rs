@@ -28,6 +28,7 @@ pub struct Config {
     pub knowledge: KnowledgeConfig,
     pub assistant: AssistantConfig,
     pub handoff: HandoffConfig,
+    pub telegram: TelegramSection,
     pub log: LogConfig,
     /// The folder relative paths are resolved against: the configuration file's folder.
     #[serde(skip)]
@@ -112,6 +113,62 @@ impl Default for AssistantConfig {
 pub struct HandoffConfig {
     /// The hand-off targets every new lead is queued for in the outbox.
     pub targets: Vec<String>,
+}
+
+/// The Telegram channel: on when a token is configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelegramSection {
+    /// The bot token from @BotFather; a secret (better from `CLOSER__TELEGRAM__TOKEN`).
+    pub token: Option<SecretString>,
+    /// A file holding the token (a mounted secret); used when `token` is not set.
+    pub token_file: Option<PathBuf>,
+    /// The Bot API's base URL: Telegram's, or a local Bot API server.
+    pub api_url: String,
+    /// `polling` (no public URL needed) or `webhook`.
+    pub mode: TelegramMode,
+    /// How long one long poll waits for updates, in seconds.
+    pub poll_timeout_secs: u64,
+    /// The public HTTPS URL Telegram posts updates to, ending in `webhook_path`.
+    pub webhook_url: Option<String>,
+    /// The path of the webhook on Closer's HTTP server.
+    pub webhook_path: String,
+    /// The secret Telegram sends with every webhook call; random per start when unset.
+    pub webhook_secret: Option<SecretString>,
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Messages per second to one private chat.
+    pub per_chat_per_second: u32,
+    /// Messages per minute to one group.
+    pub per_group_per_minute: u32,
+    /// Messages per second in all.
+    pub overall_per_second: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TelegramMode {
+    Polling,
+    Webhook,
+}
+
+impl Default for TelegramSection {
+    fn default() -> Self {
+        let limits = closer_telegram::Limits::default();
+        TelegramSection {
+            token: None,
+            token_file: None,
+            api_url: "https://api.telegram.org".to_owned(),
+            mode: TelegramMode::Polling,
+            poll_timeout_secs: 25,
+            webhook_url: None,
+            webhook_path: "/telegram/webhook".to_owned(),
+            webhook_secret: None,
+            webhook_secret_file: None,
+            per_chat_per_second: limits.per_chat_per_second,
+            per_group_per_minute: limits.per_group_per_minute,
+            overall_per_second: limits.overall_per_second,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -207,6 +264,65 @@ impl Config {
             return Ok((SecretString::from(text.trim().to_owned()), false));
         }
         Ok((SecretString::from(DEFAULT_DATABASE_URL.to_owned()), true))
+    }
+
+    /// The Telegram channel's settings, or `None` when no token is configured.
+    ///
+    /// # Errors
+    /// A token or secret file cannot be read; webhook mode without `webhook_url`; a limit of 0.
+    pub fn telegram(&self) -> anyhow::Result<Option<closer_telegram::TelegramConfig>> {
+        let section = &self.telegram;
+        let Some(token) = self.secret(section.token.as_ref(), section.token_file.as_deref())?
+        else {
+            return Ok(None);
+        };
+        let mode = match section.mode {
+            TelegramMode::Polling => closer_telegram::Mode::Polling {
+                timeout: std::time::Duration::from_secs(section.poll_timeout_secs.clamp(0, 50)),
+            },
+            TelegramMode::Webhook => closer_telegram::Mode::Webhook {
+                public_url: section.webhook_url.clone().context(
+                    "telegram.mode is webhook, so telegram.webhook_url must be the public URL Telegram posts to",
+                )?,
+                path: section.webhook_path.clone(),
+                secret: self.secret(
+                    section.webhook_secret.as_ref(),
+                    section.webhook_secret_file.as_deref(),
+                )?,
+            },
+        };
+        if section.per_chat_per_second == 0
+            || section.per_group_per_minute == 0
+            || section.overall_per_second == 0
+        {
+            bail!("the telegram limits (per_chat_per_second, per_group_per_minute, overall_per_second) must be at least 1");
+        }
+        Ok(Some(closer_telegram::TelegramConfig {
+            token,
+            api_url: section.api_url.clone(),
+            mode,
+            limits: closer_telegram::Limits {
+                per_chat_per_second: section.per_chat_per_second,
+                per_group_per_minute: section.per_group_per_minute,
+                overall_per_second: section.overall_per_second,
+            },
+        }))
+    }
+
+    /// A secret given inline or as a file (read and trimmed); `None` when neither is set.
+    fn secret(
+        &self,
+        inline: Option<&SecretString>,
+        file: Option<&Path>,
+    ) -> anyhow::Result<Option<SecretString>> {
+        if let Some(secret) = inline.filter(|secret| !secret.expose_secret().trim().is_empty()) {
+            return Ok(Some(secret.clone()));
+        }
+        let Some(file) = file else { return Ok(None) };
+        let file = self.resolve(file);
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("while reading a secret from {}", file.display()))?;
+        Ok(Some(SecretString::from(text.trim().to_owned())))
     }
 
     /// The playbook's text: the configured file, or the built-in one when the default file is absent.

@@ -1,4 +1,4 @@
-//! The long-running process: the HTTP server (health now, channels' webhooks later) around
+//! The long-running process: the HTTP server (health, readiness, channels' webhooks) around
 //! the engine, started on an already bound listener so that tests can run many on port 0.
 
 use std::future::Future;
@@ -40,6 +40,13 @@ impl Application {
             .route("/readyz", get(readyz))
             .with_state(AppState { engine });
         Application { listener, router }
+    }
+
+    /// Mounts a channel's routes (a webhook) beside Closer's own.
+    #[must_use]
+    pub fn with_routes(mut self, routes: Router) -> Application {
+        self.router = self.router.merge(routes);
+        self
     }
 
     /// The bound port (useful when built on port 0).

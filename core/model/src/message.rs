@@ -31,6 +31,13 @@ impl Channel {
         }
     }
 
+    /// Whether replies on this channel are sent by a background sender reading them from the
+    /// store (marked pending when committed), rather than returned to the caller and shown at
+    /// once. A crash between the commit and the send then delays a reply instead of losing it.
+    pub fn delivers_from_store(self) -> bool {
+        matches!(self, Channel::Telegram | Channel::Slack | Channel::Discord)
+    }
+
     pub fn parse(name: &str) -> Option<Channel> {
         Some(match name {
             "cli" => Channel::Cli,

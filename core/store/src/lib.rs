@@ -6,6 +6,8 @@
 //!   the message and locks its conversation in one transaction, and [`Turn::commit`]
 //!   saves everything the dialog step produced (state, replies, a lead with its hand-off
 //!   outbox rows, a rating, events) in that same transaction.
+//! - [`deliveries`]: the replies' outbox of channels with a background sender — pending
+//!   replies per chat in order, marked sent or failed.
 //! - [`documents`]: the knowledge base's documents, re-imported as a sync.
 //! - [`outbox`]: delivering the hand-off outbox — claims with `FOR UPDATE SKIP LOCKED`
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
@@ -18,6 +20,7 @@
 //! statement of Closer lives in this crate.
 
 pub mod admin;
+pub mod deliveries;
 pub mod documents;
 pub mod error;
 pub mod outbox;
@@ -35,6 +38,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use admin::{drop_database, ensure_database, redact_url};
+pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;
 pub use outbox::ClaimedHandoff;

@@ -244,7 +244,7 @@ async fn stored_replies(
     .await
 }
 
-fn reply_from_row(
+pub(crate) fn reply_from_row(
     (kind, text, payload): (String, String, serde_json::Value),
 ) -> Result<Reply, StoreError> {
     let kind = parse_reply_kind(&kind)
@@ -309,8 +309,9 @@ async fn save_outcome(
             request_contact: reply.request_contact,
         };
         sqlx::query(
-            "INSERT INTO messages (conversation_id, direction, channel, kind, text, payload, reply_to)
-             VALUES ($1, 'out', $2, $3, $4, $5, $6)",
+            "INSERT INTO messages
+                 (conversation_id, direction, channel, kind, text, payload, reply_to, delivery)
+             VALUES ($1, 'out', $2, $3, $4, $5, $6, CASE WHEN $7 THEN 'pending' END)",
         )
         .bind(conversation.id)
         .bind(conversation.channel.as_str())
@@ -318,6 +319,7 @@ async fn save_outcome(
         .bind(&reply.text)
         .bind(sqlx::types::Json(&payload))
         .bind(inbound_message_id)
+        .bind(conversation.channel.delivers_from_store())
         .execute(&mut *connection)
         .await?;
     }
