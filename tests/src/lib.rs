@@ -1,9 +1,10 @@
 //! Test support for Closer's end-to-end tests: `spawn_app` starts the whole application on
 //! port 0 over a fresh, migrated database with the demo knowledge base and playbook.
-//! The local fake servers of the platforms, AnythingLLM and the trackers join this crate as
-//! the channels and hand-off targets are built.
+//! The local fake servers: [`fake_telegram`] (the Bot API) and [`fake_trackers`] (the
+//! hand-off targets); AnythingLLM, Slack and Discord join them as they are built.
 
 pub mod fake_telegram;
+pub mod fake_trackers;
 pub mod telegram_bench;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,17 @@ use closer_store::Store;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
+/// Sends the code's logs to the test's output (shown when a test fails); `RUST_LOG` filters
+/// them, warnings and errors by default.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 /// The repository's `config/` folder.
 pub fn config_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
@@ -23,7 +35,8 @@ pub fn config_dir() -> PathBuf {
 ///
 /// # Panics
 /// The demo files are missing or invalid: a test failure, not a runtime condition.
-pub async fn demo_engine(pool: PgPool, handoff_targets: Vec<String>) -> Engine {
+pub async fn demo_engine(pool: PgPool, routes: Vec<closer_model::Route>) -> Engine {
+    init_logs();
     let store = Store::from_pool(pool);
     let scanned = closer_knowledge::read_dir(&config_dir().join("kb"), |_, _| {})
         .expect("the demo knowledge base reads");
@@ -37,7 +50,7 @@ pub async fn demo_engine(pool: PgPool, handoff_targets: Vec<String>) -> Engine {
         std::fs::read_to_string(config_dir().join("playbook.toml")).expect("the playbook reads");
     let dialog =
         closer_dialog::DialogConfig::from_toml_str(&playbook).expect("the playbook parses");
-    Engine::new(store, dialog, retriever, handoff_targets)
+    Engine::new(store, dialog, retriever, routes)
 }
 
 /// A running Closer: its address, its engine, and a handle that stops it when dropped.
@@ -52,7 +65,7 @@ pub struct TestApp {
 /// # Panics
 /// The port cannot be bound.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
-    let engine = demo_engine(pool, vec!["webhook".to_owned()]).await;
+    let engine = demo_engine(pool, vec![closer_model::Route::always("webhook")]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");

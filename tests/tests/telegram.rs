@@ -15,7 +15,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+/// How long a test waits for a condition; generous, as the tests share the database server and
+/// its connections (sqlx::test gives all of a binary's tests 20) with each other.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 fn config(fake: &FakeTelegram, mode: Mode) -> TelegramConfig {
     TelegramConfig {
@@ -78,7 +80,7 @@ async fn replies_after(fake: &FakeTelegram, pool: &PgPool, chat: i64, already: u
             tokio::time::Instant::now() < deadline,
             "chat {chat}: replies pending"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -97,7 +99,7 @@ async fn settled(store: &Store, chat: i64) -> (i64, i64, i64) {
             tokio::time::Instant::now() < deadline,
             "replies of chat {chat} still pending: {counts:?}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -529,7 +531,7 @@ async fn a_kill_during_a_burst_loses_and_duplicates_nothing(pool: PgPool) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while delivered_parts_in_all(&pool).await != fake.sent().len() {
         assert!(tokio::time::Instant::now() < deadline, "sends are recorded");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::task::spawn_blocking(move || doomed.shutdown_timeout(Duration::from_secs(10)))
         .await

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use closer_engine::Engine;
 
 use crate::config::Config;
-use crate::{chat, database, eval, kb, server, telemetry};
+use crate::{chat, database, eval, kb, leads, server, telemetry};
 
 /// Closer: a self-hosted AI sales assistant.
 #[derive(Debug, Parser)]
@@ -33,8 +33,22 @@ pub enum Command {
     },
     /// Run an evaluation set through the assistant and score it.
     Eval(eval::EvalArgs),
+    /// List the leads and where each hand-off stands; `retry` queues a failed one again.
+    Leads {
+        #[command(subcommand)]
+        command: Option<LeadsCommand>,
+        /// How many of the newest leads to show.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// Apply the database migrations.
     Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeadsCommand {
+    /// Queue the failed hand-offs of a lead again (the id `closer leads` shows).
+    Retry { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +100,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config.log, interactive_level);
             eval::run(&config, &args).await
         }
+        Command::Leads { command, limit } => {
+            telemetry::init(&config.log, interactive_level);
+            let store = database::open_store(&config).await?;
+            match command {
+                None => leads::list(&store, limit).await,
+                Some(LeadsCommand::Retry { id }) => leads::retry(&store, &id).await,
+            }
+        }
         Command::Migrate => {
             telemetry::init(&config.log, "info");
             database::open_store(&config).await?;
@@ -99,14 +121,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A channel that fails for good (Telegram refusing the webhook) stops the process.
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = database::open_store(config).await?;
-    let engine = build_engine(config, store).await?;
+    let handoff = config.handoff_targets()?;
+    let engine = build_engine(config, store.clone()).await?;
     let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
     let mut channels = tokio::task::JoinSet::new();
-    if let Some(telegram) = config.telegram()? {
+    let telegram = config.telegram()?;
+    if telegram.is_none() {
+        eprintln!("No channel is configured (see the [telegram] section of config/closer.toml).");
+    }
+    if let Some(telegram) = telegram {
         let telegram = closer_telegram::Telegram::connect(telegram, engine.clone())
             .await
             .context("while connecting to Telegram")?;
@@ -120,8 +147,20 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 .context("the Telegram channel stopped")
         });
     }
-    if channels.is_empty() {
-        eprintln!("No channel is configured (see the [telegram] section of config/closer.toml).");
+    if !handoff.targets.is_empty() {
+        let names: Vec<&str> = handoff.targets.keys().map(String::as_str).collect();
+        eprintln!("Hand-off: leads go to {}.", names.join(", "));
+        let worker = closer_handoff::Worker::new(
+            store.clone(),
+            handoff.targets,
+            config.handoff.conversation_url.clone(),
+        );
+        let idle = std::time::Duration::from_millis(config.handoff.poll_interval_ms.max(50));
+        let shutdown = stopped(stopping.clone());
+        channels.spawn(async move {
+            worker.run(idle, shutdown).await;
+            Ok(())
+        });
     }
     eprintln!(
         "Closer is serving on {} (health: /healthz, readiness: /readyz).",
@@ -166,10 +205,6 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
             )
         })?;
     let knowledge = kb::load(config, &store).await?;
-    Ok(Engine::new(
-        store,
-        dialog,
-        knowledge,
-        config.handoff.targets.clone(),
-    ))
+    let routes = config.handoff_targets()?.routes;
+    Ok(Engine::new(store, dialog, knowledge, routes))
 }

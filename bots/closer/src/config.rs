@@ -1,7 +1,9 @@
 //! Closer's configuration: one TOML file with every default visible, environment overrides
 //! (`CLOSER__SECTION__KEY`), unknown keys rejected with their name, secrets wrapped.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use closer_knowledge::RetrieverSettings;
@@ -108,11 +110,67 @@ impl Default for AssistantConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HandoffConfig {
-    /// The hand-off targets every new lead is queued for in the outbox.
-    pub targets: Vec<String>,
+    /// A link to a conversation for the sales team, `{id}` standing for its id.
+    pub conversation_url: Option<String>,
+    /// How often the worker looks for due hand-offs when idle, in milliseconds.
+    pub poll_interval_ms: u64,
+    /// The targets by name; each new lead is queued for every target whose rule it meets.
+    pub targets: BTreeMap<String, TargetSection>,
+}
+
+impl Default for HandoffConfig {
+    fn default() -> Self {
+        HandoffConfig {
+            conversation_url: None,
+            poll_interval_ms: 1000,
+            targets: BTreeMap::new(),
+        }
+    }
+}
+
+/// One hand-off target: its kind, where it is, its secret, and which leads it takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSection {
+    pub kind: TargetKind,
+    /// The webhook's URL, or the API's base URL (Yandex Tracker: https://api.tracker.yandex.net).
+    pub url: Option<String>,
+    /// The webhook's signing secret or the API token; better from the environment or a file.
+    pub secret: Option<SecretString>,
+    pub secret_file: Option<PathBuf>,
+    /// Yandex Tracker: the queue's key.
+    pub queue: Option<String>,
+    /// Yandex Tracker: the Yandex 360 organization (X-Org-ID) or Cloud organization (X-Cloud-Org-ID).
+    pub org_id: Option<String>,
+    pub cloud_org_id: Option<String>,
+    /// Where people open items (Yandex Tracker: https://tracker.yandex.ru).
+    pub web_url: Option<String>,
+    /// How long one request may take, in seconds.
+    #[serde(default = "default_target_timeout")]
+    pub timeout_secs: u64,
+    /// Which leads the target takes; every lead when empty.
+    #[serde(default)]
+    pub when: closer_model::RouteRule,
+}
+
+fn default_target_timeout() -> u64 {
+    15
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Webhook,
+    YandexTracker,
+}
+
+/// The hand-off routes and the targets they name, built from configuration.
+pub struct HandoffTargets {
+    pub routes: Vec<closer_model::Route>,
+    pub targets: HashMap<String, Arc<dyn closer_handoff::Target>>,
 }
 
 /// The Telegram channel: on when a token is configured.
@@ -264,6 +322,77 @@ impl Config {
             return Ok((SecretString::from(text.trim().to_owned()), false));
         }
         Ok((SecretString::from(DEFAULT_DATABASE_URL.to_owned()), true))
+    }
+
+    /// The hand-off targets and their routes.
+    ///
+    /// # Errors
+    /// A target misses a required setting, or its secret file cannot be read.
+    pub fn handoff_targets(&self) -> anyhow::Result<HandoffTargets> {
+        let mut routes = Vec::new();
+        let mut targets: HashMap<String, Arc<dyn closer_handoff::Target>> = HashMap::new();
+        for (name, section) in &self.handoff.targets {
+            let required = |value: &Option<String>, key: &str| {
+                value
+                    .clone()
+                    .with_context(|| format!("handoff.targets.{name}.{key} is required"))
+            };
+            let secret = self
+                .secret(section.secret.as_ref(), section.secret_file.as_deref())?
+                .with_context(|| {
+                    format!(
+                        "handoff.targets.{name} needs its secret: set CLOSER__HANDOFF__TARGETS__{}__SECRET or secret_file",
+                        name.to_uppercase()
+                    )
+                })?;
+            let timeout = std::time::Duration::from_secs(section.timeout_secs.max(1));
+            let target: Arc<dyn closer_handoff::Target> = match section.kind {
+                TargetKind::Webhook => Arc::new(
+                    closer_handoff::Webhook::new(
+                        name,
+                        closer_handoff::WebhookConfig {
+                            url: required(&section.url, "url")?,
+                            secret,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::YandexTracker => Arc::new(
+                    closer_handoff::YandexTracker::new(
+                        name,
+                        closer_handoff::YandexTrackerConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://api.tracker.yandex.net".to_owned()),
+                            web_url: section
+                                .web_url
+                                .clone()
+                                .unwrap_or_else(|| "https://tracker.yandex.ru".to_owned()),
+                            token: secret,
+                            org_id: section.org_id.clone(),
+                            cloud_org_id: section.cloud_org_id.clone(),
+                            queue: required(&section.queue, "queue")?,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+            };
+            if section.kind == TargetKind::YandexTracker
+                && section.org_id.is_none()
+                && section.cloud_org_id.is_none()
+            {
+                bail!("handoff.targets.{name}: Yandex Tracker needs org_id or cloud_org_id");
+            }
+            routes.push(closer_model::Route {
+                target: name.clone(),
+                when: section.when.clone(),
+            });
+            targets.insert(name.clone(), target);
+        }
+        Ok(HandoffTargets { routes, targets })
     }
 
     /// The Telegram channel's settings, or `None` when no token is configured.

@@ -5,6 +5,7 @@
 //! - [`kb`] — `closer kb import` and `closer kb search`, and loading the knowledge base.
 //! - [`chat`] — `closer chat` in the terminal.
 //! - [`eval`] — `closer eval` on an evaluation set.
+//! - [`leads`] — `closer leads` and `closer leads retry`.
 //! - [`server`] — `closer serve`, the HTTP server.
 //! - [`cli`] — the command line and what each command wires together.
 //! - [`telemetry`] — logging.
@@ -15,5 +16,6 @@ pub mod config;
 pub mod database;
 pub mod eval;
 pub mod kb;
+pub mod leads;
 pub mod server;
 pub mod telemetry;

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use closer_dialog::{DialogConfig, DialogState, Effect, Input};
 use closer_knowledge::{AudienceFilter, Retriever};
-use closer_model::{InboundContent, InboundMessage, Lang, NewLead, Reply};
+use closer_model::{InboundContent, InboundMessage, Lang, NewLead, Reply, Route};
 use closer_store::{Store, StoreError, TurnOutcome, TurnStart};
 use tracing::Instrument;
 use uuid::Uuid;
@@ -45,8 +45,8 @@ pub struct Engine {
     dialog: Arc<DialogConfig>,
     /// Swapped whole when the knowledge base is re-imported, so a search never sees half an index.
     knowledge: Arc<RwLock<Arc<Retriever>>>,
-    /// The hand-off targets a new lead is queued for, from configuration.
-    handoff_targets: Arc<[String]>,
+    /// The hand-off routes a new lead is matched against, from configuration.
+    routes: Arc<[Route]>,
 }
 
 impl Engine {
@@ -54,13 +54,13 @@ impl Engine {
         store: Store,
         dialog: DialogConfig,
         knowledge: Retriever,
-        handoff_targets: Vec<String>,
+        routes: Vec<Route>,
     ) -> Engine {
         Engine {
             store,
             dialog: Arc::new(dialog),
             knowledge: Arc::new(RwLock::new(Arc::new(knowledge))),
-            handoff_targets: handoff_targets.into(),
+            routes: routes.into(),
         }
     }
 
@@ -140,7 +140,7 @@ impl Engine {
                 replies: &[],
                 new_lead: None,
                 lead_update: None,
-                handoff_targets: &self.handoff_targets,
+                handoff_targets: &[],
                 rating: None,
                 events: &[],
                 source_campaign: source_campaign.as_deref(),
@@ -194,6 +194,12 @@ impl Engine {
                 Effect::Event { name, detail } => events.push((name.to_string(), detail)),
             }
         }
+        let targets = new_lead.as_ref().map_or_else(Vec::new, |lead| {
+            let campaign = source_campaign
+                .as_deref()
+                .or(turn.conversation.source_campaign.as_deref());
+            closer_model::route(&self.routes, inbound.channel, campaign, lead)
+        });
         let state_json = serde_json::to_value(&step.state).unwrap_or(serde_json::Value::Null);
         let committed = turn
             .commit(TurnOutcome {
@@ -203,7 +209,7 @@ impl Engine {
                 replies: &step.replies,
                 new_lead: new_lead.as_ref(),
                 lead_update: lead_update.as_ref(),
-                handoff_targets: &self.handoff_targets,
+                handoff_targets: &targets,
                 rating,
                 events: &events,
                 source_campaign: source_campaign.as_deref(),

@@ -59,7 +59,7 @@ impl std::fmt::Display for ObjectionKind {
 }
 
 /// A lead as the dialog produces it, before the store gives it an id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NewLead {
     pub contact: Contact,
     /// One or two sentences on what the prospect wants, in their words.

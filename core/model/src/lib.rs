@@ -8,17 +8,20 @@
 //! - [`knowledge`]: knowledge-base documents as stored, and the answer the
 //!   knowledge base gives to a question.
 //! - [`lead`]: objection kinds and the [`Lead`] handed to the sales team.
+//! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to.
 //!
 //! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
 //! clients translate to and from these types at their boundary.
 
 pub mod contact;
+pub mod handoff;
 pub mod knowledge;
 pub mod lang;
 pub mod lead;
 pub mod message;
 
 pub use contact::{Contact, Email, ParseError, Phone};
+pub use handoff::{route, Route, RouteRule};
 pub use knowledge::{Audience, DocumentFormat, KnowledgeAnswer, KnowledgeDocument};
 pub use lang::Lang;
 pub use lead::{Lead, NewLead, ObjectionKind};

@@ -23,34 +23,37 @@ pub struct ClaimedHandoff {
 }
 
 impl Store {
-    /// Claims up to `limit` hand-offs that are due (pending ones whose time has come, and
-    /// in-flight ones whose lease ran out), oldest first. Each is marked `in_flight`, its
-    /// attempt counted, and is not due again for `lease`.
+    /// Claims up to `limit` hand-offs that are due at `now` (pending ones whose time has come,
+    /// and in-flight ones whose lease ran out), oldest first. Each is marked `in_flight`, its
+    /// attempt counted, and is not due again for `lease`. `now` comes from the caller's clock,
+    /// so that retry schedules can be tested in simulated time.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when a lead does not parse.
     pub async fn claim_due_handoffs(
         &self,
+        now: DateTime<Utc>,
         limit: i64,
         lease: Duration,
     ) -> Result<Vec<ClaimedHandoff>, StoreError> {
         let rows = sqlx::query(&format!(
             "WITH due AS (
                  SELECT id FROM handoff_outbox
-                 WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= now()
+                 WHERE status IN ('pending', 'in_flight') AND next_attempt_at <= $3
                  ORDER BY next_attempt_at, id
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED
              )
              UPDATE handoff_outbox AS outbox
              SET status = 'in_flight', attempts = outbox.attempts + 1,
-                 next_attempt_at = now() + make_interval(secs => $2), updated_at = now()
+                 next_attempt_at = $3 + make_interval(secs => $2), updated_at = now()
              FROM due WHERE outbox.id = due.id
              RETURNING {}",
             prefixed(OutboxEntry::COLUMNS, "outbox.")
         ))
         .bind(limit.max(0))
         .bind(lease.as_secs_f64())
+        .bind(now)
         .fetch_all(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
@@ -136,6 +139,62 @@ impl Store {
         .await
         .map_err(|error| self.error(error))?;
         Ok(())
+    }
+
+    /// Holds back every pending hand-off to `target` due before `until` to `until`: the target
+    /// is failing, so one probe per backoff is enough, and when it recovers its backlog is due
+    /// at once and delivered in order. Returns how many were held back.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn postpone_handoffs(
+        &self,
+        target: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE handoff_outbox SET next_attempt_at = $2, updated_at = now()
+             WHERE target = $1 AND status = 'pending' AND next_attempt_at < $2",
+        )
+        .bind(target)
+        .bind(until)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Queues a lead's failed hand-offs again, due at once; returns how many. The next attempt
+    /// looks the item up before creating it, as after any failure.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn retry_failed_handoffs(&self, lead_id: Uuid) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE handoff_outbox
+             SET status = 'pending', next_attempt_at = now(), updated_at = now()
+             WHERE lead_id = $1 AND status = 'failed'",
+        )
+        .bind(lead_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(done.rows_affected())
+    }
+
+    /// The leads whose id starts with `prefix` (as `closer leads` shows them, shortened).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn lead_ids_starting_with(&self, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
+        let pattern = format!("{}%", prefix.to_lowercase().replace(['\\', '%', '_'], ""));
+        sqlx::query_scalar(
+            "SELECT id FROM leads WHERE id::text LIKE $1 ORDER BY created_at LIMIT 2",
+        )
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))
     }
 
     /// Marks the conversation as taken over by a person (`Some(who)`), or hands it back to

@@ -610,7 +610,10 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
         .expect("a lead");
     let lease = Duration::from_secs(60);
 
-    let claimed = store.claim_due_handoffs(10, lease).await.expect("claim");
+    let claimed = store
+        .claim_due_handoffs(chrono::Utc::now(), 10, lease)
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(
         (
@@ -623,7 +626,7 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
     let outbox_id = claimed[0].entry.id;
     assert!(
         store
-            .claim_due_handoffs(10, lease)
+            .claim_due_handoffs(chrono::Utc::now(), 10, lease)
             .await
             .expect("claim")
             .is_empty(),
@@ -638,12 +641,15 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
         .expect("failed");
     // A lease of zero stands for a worker that died: the row is due again.
     let claimed = store
-        .claim_due_handoffs(10, Duration::ZERO)
+        .claim_due_handoffs(chrono::Utc::now(), 10, Duration::ZERO)
         .await
         .expect("claim");
     assert_eq!(claimed[0].entry.attempts, 2);
     assert_eq!(claimed[0].entry.last_error.as_deref(), Some("HTTP 503"));
-    let claimed = store.claim_due_handoffs(10, lease).await.expect("claim");
+    let claimed = store
+        .claim_due_handoffs(chrono::Utc::now(), 10, lease)
+        .await
+        .expect("claim");
     assert_eq!(claimed[0].entry.attempts, 3);
 
     store

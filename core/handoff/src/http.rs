@@ -1,0 +1,100 @@
+//! One classification of HTTP outcomes for every target.
+
+use std::time::Duration;
+
+use reqwest::{header, Response, StatusCode};
+
+use crate::Failure;
+
+/// A request that did not get an answer: timeouts and connection failures are transient.
+pub fn request_failed(target: &str, error: &reqwest::Error) -> Failure {
+    let what = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else {
+        "failed"
+    };
+    Failure::transient(format!("{target}: the request {what}: {error}"))
+}
+
+/// Turns a non-success answer into a failure: 408, 425, 429 and 5xx are transient (with the
+/// answer's `Retry-After`), other statuses permanent. `body` is quoted, shortened, in the reason.
+pub fn status_failure(
+    target: &str,
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &str,
+) -> Failure {
+    let body: String = body.trim().chars().take(300).collect();
+    let reason = format!("{target}: HTTP {status}: {body}");
+    let transient = status.is_server_error() || matches!(status.as_u16(), 408 | 425 | 429);
+    if transient {
+        Failure::Transient {
+            reason,
+            retry_after,
+        }
+    } else {
+        Failure::Permanent { reason }
+    }
+}
+
+/// Reads an answer: the body of a success, or the failure it means.
+///
+/// # Errors
+/// The answer's failure, or a transient one when its body cannot be read.
+pub async fn read(target: &str, response: Response) -> Result<(StatusCode, String), Failure> {
+    let status = response.status();
+    let retry_after = retry_after(&response);
+    let body = response
+        .text()
+        .await
+        .map_err(|error| request_failed(target, &error))?;
+    if status.is_success() {
+        Ok((status, body))
+    } else {
+        Err(status_failure(target, status, retry_after, &body))
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and read as absent).
+pub fn retry_after(response: &Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limits_and_outages_are_transient_and_refusals_permanent() {
+        let wait = Some(Duration::from_secs(7));
+        for code in [408, 429, 500, 502, 503, 504] {
+            let failure = status_failure("t", StatusCode::from_u16(code).unwrap(), wait, "");
+            assert!(
+                matches!(failure, Failure::Transient { retry_after, .. } if retry_after == wait),
+                "{code}"
+            );
+        }
+        for code in [400, 401, 403, 404, 409, 410, 422] {
+            let failure = status_failure(
+                "t",
+                StatusCode::from_u16(code).unwrap(),
+                None,
+                "{\"error\":\"x\"}",
+            );
+            assert!(
+                matches!(&failure, Failure::Permanent { reason } if reason.contains("x")),
+                "{code}"
+            );
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! End to end: leads made in conversations go through the outbox to the fake targets, exactly
+//! once — across a timeout after creation, a ten-minute outage (in simulated time), a rate
+//! limit and a permanent error that a person fixes and retries.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use closer_handoff::{Target, Webhook, WebhookConfig, Worker, YandexTracker, YandexTrackerConfig};
+use closer_model::Route;
+use closer_store::{OutboxStatus, Store};
+use closer_tests::fake_trackers::{
+    FakeWebhookReceiver, FakeYandexTracker, WEBHOOK_SECRET, YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
+};
+use closer_tests::{demo_engine, text};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A clock the test moves by hand.
+#[derive(Clone)]
+struct SimulatedTime(Arc<Mutex<DateTime<Utc>>>);
+
+impl SimulatedTime {
+    /// Starts a second ahead of the database's clock, so what is queued now is due.
+    fn new() -> SimulatedTime {
+        SimulatedTime(Arc::new(Mutex::new(
+            Utc::now() + chrono::Duration::seconds(1),
+        )))
+    }
+
+    fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().expect("the test's setup works");
+        *now += chrono::Duration::from_std(by).expect("the test's setup works");
+    }
+
+    fn clock(&self) -> closer_handoff::Clock {
+        let time = self.0.clone();
+        Arc::new(move || *time.lock().expect("the test's setup works"))
+    }
+}
+
+fn webhook(receiver: &FakeWebhookReceiver) -> Arc<dyn Target> {
+    Arc::new(
+        Webhook::new(
+            "crm_webhook",
+            WebhookConfig {
+                url: receiver.url(),
+                secret: WEBHOOK_SECRET.to_owned().into(),
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .expect("the test's setup works"),
+    )
+}
+
+fn tracker(fake: &FakeYandexTracker, token: &str, timeout: Duration) -> Arc<dyn Target> {
+    Arc::new(
+        YandexTracker::new(
+            "tracker",
+            YandexTrackerConfig {
+                api_url: fake.api_url(),
+                web_url: "https://tracker.yandex.ru".to_owned(),
+                token: token.to_owned().into(),
+                org_id: Some(YANDEX_ORG.to_owned()),
+                cloud_org_id: None,
+                queue: YANDEX_QUEUE.to_owned(),
+                timeout,
+            },
+        )
+        .expect("the test's setup works"),
+    )
+}
+
+fn worker(pool: &PgPool, name: &str, target: Arc<dyn Target>, time: &SimulatedTime) -> Worker {
+    Worker::new(
+        Store::from_pool(pool.clone()),
+        HashMap::from([(name.to_owned(), target)]),
+        Some("https://closer.example.com/conversations/{id}".to_owned()),
+    )
+    .with_clock(time.clock())
+}
+
+/// A prospect asks, then leaves a name and a phone: a lead, queued for the routes' targets.
+async fn make_lead(pool: &PgPool, routes: Vec<Route>, chat: &str, name: &str) -> Uuid {
+    let engine = demo_engine(pool.clone(), routes).await;
+    engine
+        .handle(&text(chat, "m1", "сколько стоит ваш самый дешевый тариф?"))
+        .await
+        .expect("the test's setup works");
+    let handled = engine
+        .handle(&text(
+            chat,
+            "m2",
+            &format!("Отлично, давайте созвонимся. {name}, +7 (903) 123-45-67"),
+        ))
+        .await
+        .expect("the test's setup works");
+    handled.lead_id.expect("the contact makes a lead")
+}
+
+async fn outbox(pool: &PgPool) -> Vec<closer_store::OutboxEntry> {
+    let store = Store::from_pool(pool.clone());
+    let mut entries: Vec<_> = store
+        .leads(100)
+        .await
+        .expect("the test's setup works")
+        .into_iter()
+        .flat_map(|(_, entries)| entries)
+        .collect();
+    entries.sort_by_key(|entry| entry.id);
+    entries
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lead_reaches_the_signed_webhook_once_with_its_details(pool: PgPool) {
+    let receiver = FakeWebhookReceiver::start().await;
+    let time = SimulatedTime::new();
+    let lead = make_lead(
+        &pool,
+        vec![Route::always("crm_webhook")],
+        "w1",
+        "Иван Петров",
+    )
+    .await;
+    let worker = worker(&pool, "crm_webhook", webhook(&receiver), &time);
+
+    let round = worker.run_once().await.unwrap();
+    assert_eq!(round.delivered, 1);
+    assert_eq!(
+        receiver.rejected(),
+        0,
+        "the reference implementation verifies the signature"
+    );
+    let deliveries = receiver.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let data = &deliveries[0].body["data"];
+    assert_eq!(data["lead"]["id"], lead.to_string());
+    assert_eq!(data["lead"]["contact"]["phone"], "+79031234567");
+    assert!(data["title"].as_str().unwrap().contains("Иван Петров"));
+    assert!(data["transcript"]
+        .as_str()
+        .unwrap()
+        .contains("сколько стоит ваш самый дешевый тариф?"));
+    assert!(data["conversation"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://closer.example.com/conversations/"));
+
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.status, OutboxStatus::Delivered);
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some("https://crm.example.com/leads/1")
+    );
+    time.advance(Duration::from_secs(3600));
+    assert_eq!(
+        worker.run_once().await.unwrap().claimed,
+        0,
+        "delivered once, done"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_timeout_after_the_tracker_created_the_issue_does_not_duplicate_it(pool: PgPool) {
+    let fake = FakeYandexTracker::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("tracker")], "y1", "Анна Смирнова").await;
+    let worker = worker(
+        &pool,
+        "tracker",
+        tracker(&fake, YANDEX_TOKEN, Duration::from_millis(500)),
+        &time,
+    );
+    fake.stall_next_create(Duration::from_secs(3));
+
+    let first = worker.run_once().await.unwrap();
+    assert_eq!(first.retrying, 1, "the create timed out: outcome unknown");
+    assert_eq!(
+        fake.issues().len(),
+        1,
+        "…but the tracker did create the issue"
+    );
+
+    time.advance(Duration::from_secs(60));
+    let second = worker.run_once().await.unwrap();
+    assert_eq!(second.delivered, 1);
+    let issues = fake.issues();
+    assert_eq!(
+        issues.len(),
+        1,
+        "the retry found the issue instead of creating another"
+    );
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.external_id.as_deref(), Some("SALES-1"));
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some("https://tracker.yandex.ru/SALES-1")
+    );
+    assert!(issues[0].summary.contains("Анна Смирнова"));
+    assert!(issues[0].description.contains("+79031234567"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_repeated_create_is_refused_by_unique_and_resolved_to_the_existing_issue(pool: PgPool) {
+    let fake = FakeYandexTracker::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("tracker")], "y2", "Олег").await;
+    let target = tracker(&fake, YANDEX_TOKEN, Duration::from_secs(5));
+    let worker = worker(&pool, "tracker", target.clone(), &time);
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+    assert_eq!(
+        fake.issues()[0].comments.len(),
+        1,
+        "the transcript as a comment"
+    );
+
+    // Another process that never saw the answer creates again: 409, and the same issue.
+    let store = Store::from_pool(pool.clone());
+    let (lead, entries) = store.leads(1).await.unwrap().remove(0);
+    let handoff = closer_handoff::Handoff {
+        key: closer_handoff::Handoff::short_key(&entries[0].idempotency_key),
+        lead,
+        transcript: Vec::new(),
+        conversation_url: None,
+        attempt: 1,
+    };
+    let again = target.create(&handoff).await.unwrap();
+    assert_eq!(again.id, "SALES-1");
+    assert_eq!(fake.issues().len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_ten_minute_outage_delivers_everything_afterwards_in_order(pool: PgPool) {
+    let fake = FakeYandexTracker::start().await;
+    let time = SimulatedTime::new();
+    let routes = vec![Route::always("tracker")];
+    for (chat, name) in [
+        ("o1", "Первый Клиент"),
+        ("o2", "Второй Клиент"),
+        ("o3", "Третий Клиент"),
+    ] {
+        make_lead(&pool, routes.clone(), chat, name).await;
+    }
+    let worker = worker(
+        &pool,
+        "tracker",
+        tracker(&fake, YANDEX_TOKEN, Duration::from_secs(5)),
+        &time,
+    );
+
+    fake.set_down(true);
+    let mut probes_during_outage = 0;
+    for _ in 0..10 {
+        let round = worker.run_once().await.unwrap();
+        assert_eq!(round.delivered, 0);
+        probes_during_outage += round.claimed;
+        time.advance(Duration::from_secs(60));
+    }
+    let requests_during_outage = fake.requests();
+    assert!(
+        requests_during_outage <= 5,
+        "one probe per backoff, not one per lead per round: {requests_during_outage} requests"
+    );
+    assert!(probes_during_outage >= 3);
+    assert!(outbox(&pool)
+        .await
+        .iter()
+        .all(|entry| entry.status == OutboxStatus::Pending
+            && entry
+                .last_error
+                .as_deref()
+                .is_some_and(|error| error.contains("503"))));
+
+    fake.set_down(false);
+    for _ in 0..120 {
+        worker.run_once().await.unwrap();
+        if fake.issues().len() == 3 {
+            break;
+        }
+        time.advance(Duration::from_secs(60));
+    }
+    let summaries: Vec<String> = fake
+        .issues()
+        .into_iter()
+        .map(|issue| issue.summary)
+        .collect();
+    assert_eq!(summaries.len(), 3, "everything delivered after the outage");
+    for (summary, name) in summaries
+        .iter()
+        .zip(["Первый Клиент", "Второй Клиент", "Третий Клиент"])
+    {
+        assert!(summary.contains(name), "in order: {summaries:?}");
+    }
+    assert!(outbox(&pool)
+        .await
+        .iter()
+        .all(|entry| entry.status == OutboxStatus::Delivered));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_rate_limit_is_waited_out_for_its_retry_after(pool: PgPool) {
+    let receiver = FakeWebhookReceiver::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("crm_webhook")], "r1", "Пётр").await;
+    let worker = worker(&pool, "crm_webhook", webhook(&receiver), &time);
+    receiver.inject(429, Some(300));
+
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(200));
+    assert_eq!(
+        worker.run_once().await.unwrap().claimed,
+        0,
+        "not before its Retry-After"
+    );
+    time.advance(Duration::from_secs(200));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+    assert_eq!(receiver.items(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_permanent_error_stops_shows_its_reason_and_can_be_retried(pool: PgPool) {
+    let fake = FakeYandexTracker::start().await;
+    let time = SimulatedTime::new();
+    let lead = make_lead(&pool, vec![Route::always("tracker")], "p1", "Мария").await;
+    let wrong = worker(
+        &pool,
+        "tracker",
+        tracker(&fake, "expired-token", Duration::from_secs(5)),
+        &time,
+    );
+    assert_eq!(wrong.run_once().await.unwrap().failed, 1);
+    time.advance(Duration::from_secs(24 * 3600));
+    assert_eq!(
+        wrong.run_once().await.unwrap().claimed,
+        0,
+        "not retried by itself"
+    );
+
+    let store = Store::from_pool(pool.clone());
+    let listing = closer::leads::render(&store.leads(10).await.unwrap());
+    assert!(
+        listing.contains("FAILED") && listing.contains("401") && listing.contains("Not authorized"),
+        "{listing}"
+    );
+
+    // Someone fixes the token and runs `closer leads retry`.
+    let prefix = &lead.to_string()[..8];
+    assert_eq!(
+        store.lead_ids_starting_with(prefix).await.unwrap(),
+        vec![lead]
+    );
+    assert_eq!(store.retry_failed_handoffs(lead).await.unwrap(), 1);
+    let fixed = worker(
+        &pool,
+        "tracker",
+        tracker(&fake, YANDEX_TOKEN, Duration::from_secs(5)),
+        &time,
+    );
+    assert_eq!(fixed.run_once().await.unwrap().delivered, 1);
+    assert_eq!(fake.issues().len(), 1);
+    let listing = closer::leads::render(&store.leads(10).await.unwrap());
+    assert!(
+        listing.contains("delivered https://tracker.yandex.ru/SALES-1"),
+        "{listing}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn routing_sends_a_lead_only_to_the_targets_whose_rules_it_meets(pool: PgPool) {
+    let routes = vec![
+        Route::always("everything"),
+        Route {
+            target: "telegram_only".to_owned(),
+            when: closer_model::RouteRule {
+                channels: vec![closer_model::Channel::Telegram],
+                ..Default::default()
+            },
+        },
+    ];
+    make_lead(&pool, routes, "route1", "Ирина").await;
+    let targets: Vec<String> = outbox(&pool)
+        .await
+        .into_iter()
+        .map(|entry| entry.target)
+        .collect();
+    assert_eq!(
+        targets,
+        vec!["everything"],
+        "a web lead skips the Telegram-only target"
+    );
+}
