@@ -30,15 +30,50 @@ impl Drop for ServerGuard {
     }
 }
 
-async fn serve(router: Router) -> (SocketAddr, Arc<ServerGuard>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a free port");
-    let address = listener.local_addr().expect("a bound address");
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    (address, Arc::new(ServerGuard(server)))
+/// A fake server on 127.0.0.1 with its state `S` behind one mutex; it stops when the last
+/// clone is dropped.
+pub struct Fake<S> {
+    state: Arc<Mutex<S>>,
+    address: SocketAddr,
+    _server: Arc<ServerGuard>,
+}
+
+impl<S> Clone for Fake<S> {
+    fn clone(&self) -> Self {
+        Fake {
+            state: self.state.clone(),
+            address: self.address,
+            _server: self._server.clone(),
+        }
+    }
+}
+
+impl<S: Default + Send + 'static> Fake<S> {
+    /// Serves `routes` over a fresh default state on a free port.
+    async fn serve(routes: Router<Arc<Mutex<S>>>) -> Fake<S> {
+        let state = Arc::new(Mutex::new(S::default()));
+        let router = routes.with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port");
+        let address = listener.local_addr().expect("a bound address");
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Fake {
+            state,
+            address,
+            _server: Arc::new(ServerGuard(server)),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, S> {
+        lock(&self.state)
+    }
+
+    fn base(&self) -> String {
+        format!("http://{}", self.address)
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -68,7 +103,8 @@ pub struct Delivery {
 }
 
 #[derive(Default)]
-struct ReceiverState {
+/// The receiver's state.
+pub struct ReceiverState {
     deliveries: Vec<Delivery>,
     seen: HashSet<String>,
     rejected: usize,
@@ -76,52 +112,38 @@ struct ReceiverState {
 }
 
 /// A Standard Webhooks receiver on 127.0.0.1.
-#[derive(Clone)]
-pub struct FakeWebhookReceiver {
-    state: Arc<Mutex<ReceiverState>>,
-    address: SocketAddr,
-    _server: Arc<ServerGuard>,
-}
+pub type FakeWebhookReceiver = Fake<ReceiverState>;
 
 /// The secret the receiver verifies with.
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-impl FakeWebhookReceiver {
+impl Fake<ReceiverState> {
     pub async fn start() -> FakeWebhookReceiver {
-        let state = Arc::new(Mutex::new(ReceiverState::default()));
-        let router = Router::new()
-            .route("/hooks/closer", post(receive))
-            .with_state(state.clone());
-        let (address, server) = serve(router).await;
-        FakeWebhookReceiver {
-            state,
-            address,
-            _server: server,
-        }
+        Fake::serve(Router::new().route("/hooks/closer", post(receive))).await
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hooks/closer", self.address)
+        format!("{}/hooks/closer", self.base())
     }
 
     /// The verified deliveries, repeats included, in arrival order.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        lock(&self.state).deliveries.clone()
+        self.state().deliveries.clone()
     }
 
     /// The items created: one per distinct `webhook-id`.
     pub fn items(&self) -> usize {
-        lock(&self.state).seen.len()
+        self.state().seen.len()
     }
 
     /// Deliveries refused for a missing or wrong signature.
     pub fn rejected(&self) -> usize {
-        lock(&self.state).rejected
+        self.state().rejected
     }
 
     /// The next delivery gets this answer instead (after its signature is checked).
     pub fn inject(&self, status: u16, retry_after: Option<u64>) {
-        lock(&self.state).injected.push_back(Injected {
+        self.state().injected.push_back(Injected {
             status,
             retry_after,
         });
@@ -199,7 +221,8 @@ pub struct Issue {
 }
 
 #[derive(Default)]
-struct TrackerState {
+/// Yandex Tracker's state.
+pub struct TrackerState {
     issues: Vec<Issue>,
     down: bool,
     injected: VecDeque<Injected>,
@@ -209,51 +232,41 @@ struct TrackerState {
 }
 
 /// Yandex Tracker's API v2 on 127.0.0.1.
-#[derive(Clone)]
-pub struct FakeYandexTracker {
-    state: Arc<Mutex<TrackerState>>,
-    address: SocketAddr,
-    _server: Arc<ServerGuard>,
-}
+pub type FakeYandexTracker = Fake<TrackerState>;
 
-impl FakeYandexTracker {
+impl Fake<TrackerState> {
     pub async fn start() -> FakeYandexTracker {
-        let state = Arc::new(Mutex::new(TrackerState::default()));
-        let router = Router::new()
-            .route("/v2/issues/", post(create_issue))
-            .route("/v2/issues/_search", post(search_issues))
-            .route("/v2/issues/{key}", get(get_issue))
-            .route("/v2/issues/{key}/comments", post(add_comment))
-            .with_state(state.clone());
-        let (address, server) = serve(router).await;
-        FakeYandexTracker {
-            state,
-            address,
-            _server: server,
-        }
+        Fake::serve(
+            Router::new()
+                .route("/v2/issues/", post(create_issue))
+                .route("/v2/issues/_search", post(search_issues))
+                .route("/v2/issues/{key}", get(get_issue))
+                .route("/v2/issues/{key}/comments", post(add_comment)),
+        )
+        .await
     }
 
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.address)
+        self.base()
     }
 
     pub fn issues(&self) -> Vec<Issue> {
-        lock(&self.state).issues.clone()
+        self.state().issues.clone()
     }
 
     /// How many requests reached the fake (any answer).
     pub fn requests(&self) -> usize {
-        lock(&self.state).requests
+        self.state().requests
     }
 
     /// While down, every request gets 503.
     pub fn set_down(&self, down: bool) {
-        lock(&self.state).down = down;
+        self.state().down = down;
     }
 
     /// The next request gets this answer instead.
     pub fn inject(&self, status: u16, retry_after: Option<u64>) {
-        lock(&self.state).injected.push_back(Injected {
+        self.state().injected.push_back(Injected {
             status,
             retry_after,
         });
@@ -262,7 +275,7 @@ impl FakeYandexTracker {
     /// The next create succeeds but is answered only after `delay`: longer than the client
     /// waits, it is a timeout whose outcome the client cannot know.
     pub fn stall_next_create(&self, delay: Duration) {
-        lock(&self.state).stall_next_create = Some(delay);
+        self.state().stall_next_create = Some(delay);
     }
 }
 
@@ -470,4 +483,432 @@ async fn add_comment(
         Json(json!({ "self": format!("https://api.tracker.yandex.net/v2/issues/{key}/comments/{id}"), "id": id, "longId": format!("5fa{id:021}"), "text": text })),
     )
         .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bitrix24
+
+/// The incoming webhook's path the fake accepts: `/rest/{user}/{code}/`.
+pub const BITRIX_WEBHOOK_PATH: &str = "/rest/1/fake-webhook-code/";
+
+/// A CRM lead as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct BitrixLead {
+    pub id: u64,
+    pub fields: Value,
+    pub comments: Vec<String>,
+}
+
+/// An error Bitrix24 answers in its body, with the HTTP status it comes with (200 included).
+#[derive(Debug, Clone)]
+pub struct BitrixError {
+    pub status: u16,
+    pub code: String,
+}
+
+#[derive(Default)]
+/// Bitrix24's state.
+pub struct BitrixState {
+    leads: Vec<BitrixLead>,
+    injected: VecDeque<BitrixError>,
+    stall_next_create: Option<Duration>,
+}
+
+/// Bitrix24's REST API behind an incoming webhook, on 127.0.0.1.
+pub type FakeBitrix24 = Fake<BitrixState>;
+
+impl Fake<BitrixState> {
+    pub async fn start() -> FakeBitrix24 {
+        Fake::serve(Router::new().route("/rest/{user}/{code}/{method}", post(bitrix_call))).await
+    }
+
+    /// The incoming webhook's URL (the secret a portal admin copies).
+    pub fn webhook_url(&self) -> String {
+        format!("{}{BITRIX_WEBHOOK_PATH}", self.base())
+    }
+
+    pub fn leads(&self) -> Vec<BitrixLead> {
+        self.state().leads.clone()
+    }
+
+    /// The next call gets `{"error": code, …}` with this HTTP status (Bitrix24 answers some
+    /// errors with 200; its rate limit is 503 `QUERY_LIMIT_EXCEEDED`).
+    pub fn inject(&self, status: u16, code: &str) {
+        self.state().injected.push_back(BitrixError {
+            status,
+            code: code.to_owned(),
+        });
+    }
+
+    /// The next `crm.lead.add` is made, then answered only after `delay`.
+    pub fn stall_next_create(&self, delay: Duration) {
+        self.state().stall_next_create = Some(delay);
+    }
+}
+
+fn bitrix_error(status: u16, code: &str, description: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(json!({ "error": code, "error_description": description })),
+    )
+        .into_response()
+}
+
+fn bitrix_result(result: Value) -> Response {
+    Json(json!({ "result": result, "time": { "start": 1_764_000_000.0, "finish": 1_764_000_000.1, "duration": 0.1, "operating": 0.05, "operating_reset_at": 1_764_000_600 } }))
+        .into_response()
+}
+
+async fn bitrix_call(
+    State(state): State<Arc<Mutex<BitrixState>>>,
+    Path((user, code, method)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    if format!("/rest/{user}/{code}/") != BITRIX_WEBHOOK_PATH {
+        return bitrix_error(401, "INVALID_CREDENTIALS", "Invalid request credentials");
+    }
+    let method = method.trim_end_matches(".json").to_owned();
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return bitrix_error(400, "INVALID_REQUEST", "Invalid JSON");
+    };
+    let stall = {
+        let mut state = lock(&state);
+        if let Some(error) = state.injected.pop_front() {
+            return bitrix_error(error.status, &error.code, "injected error");
+        }
+        match method.as_str() {
+            "crm.lead.add" => {
+                let fields = body.get("fields").cloned().unwrap_or(json!({}));
+                let id = 3465 + state.leads.len() as u64;
+                state.leads.push(BitrixLead {
+                    id,
+                    fields,
+                    comments: Vec::new(),
+                });
+                state.stall_next_create.take().map(|stall| (stall, id))
+            }
+            "crm.lead.list" => {
+                let filter = body.get("filter").cloned().unwrap_or(json!({}));
+                let found: Vec<Value> = state
+                    .leads
+                    .iter()
+                    .filter(|lead| {
+                        ["ORIGINATOR_ID", "ORIGIN_ID"].iter().all(|key| {
+                            filter
+                                .get(*key)
+                                .is_none_or(|wanted| lead.fields.get(*key) == Some(wanted))
+                        })
+                    })
+                    .map(|lead| json!({ "ID": lead.id.to_string() }))
+                    .collect();
+                return Json(json!({ "result": found, "total": found.len(), "time": {} }))
+                    .into_response();
+            }
+            "crm.timeline.comment.add" => {
+                let fields = body.get("fields").cloned().unwrap_or(json!({}));
+                let id = fields.get("ENTITY_ID").and_then(|id| match id {
+                    Value::String(text) => text.parse::<u64>().ok(),
+                    other => other.as_u64(),
+                });
+                let comment = fields
+                    .get("COMMENT")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(lead) = state.leads.iter_mut().find(|lead| Some(lead.id) == id) else {
+                    return bitrix_error(400, "", "Not found");
+                };
+                lead.comments.push(comment);
+                return bitrix_result(json!(lead.comments.len()));
+            }
+            _ => return bitrix_error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
+        }
+    };
+    let id = match stall {
+        Some((stall, id)) => {
+            tokio::time::sleep(stall).await;
+            id
+        }
+        None => lock(&state).leads.last().map_or(0, |lead| lead.id),
+    };
+    bitrix_result(json!(id))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jira
+
+/// Jira Cloud's account and API token, and Data Center's personal access token.
+pub const JIRA_EMAIL: &str = "bot@acme.com";
+pub const JIRA_API_TOKEN: &str = "jira-api-token";
+pub const JIRA_PAT: &str = "jira-personal-access-token";
+pub const JIRA_PROJECT: &str = "SALES";
+
+/// An issue as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct JiraIssue {
+    pub key: String,
+    pub fields: Value,
+    pub comments: Vec<Value>,
+}
+
+#[derive(Default)]
+/// Jira's state.
+pub struct JiraState {
+    issues: Vec<JiraIssue>,
+    injected: VecDeque<Injected>,
+    stall_next_create: Option<Duration>,
+}
+
+/// Jira's REST API, v3 (Cloud, ADF) under `/rest/api/3` and v2 (Data Center, plain text)
+/// under `/rest/api/2`, on 127.0.0.1.
+pub type FakeJira = Fake<JiraState>;
+
+impl Fake<JiraState> {
+    pub async fn start() -> FakeJira {
+        Fake::serve(
+            Router::new()
+                .route("/rest/api/{version}/issue", post(jira_create))
+                .route(
+                    "/rest/api/{version}/issue/{key}/comment",
+                    post(jira_comment),
+                )
+                .route("/rest/api/3/search/jql", post(jira_search_v3))
+                .route(
+                    "/rest/api/{version}/search",
+                    get(jira_search_v2).post(jira_search_v2),
+                ),
+        )
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        self.base()
+    }
+
+    pub fn issues(&self) -> Vec<JiraIssue> {
+        self.state().issues.clone()
+    }
+
+    pub fn inject(&self, status: u16, retry_after: Option<u64>) {
+        self.state().injected.push_back(Injected {
+            status,
+            retry_after,
+        });
+    }
+
+    pub fn stall_next_create(&self, delay: Duration) {
+        self.state().stall_next_create = Some(delay);
+    }
+}
+
+fn jira_error(status: StatusCode, messages: &[&str], errors: Value) -> Response {
+    (
+        status,
+        Json(json!({ "errorMessages": messages, "errors": errors })),
+    )
+        .into_response()
+}
+
+/// Authentication (v3: Basic e-mail and API token; v2: Bearer PAT) and injected answers. A
+/// bad credential gets 401 with a plain-text body, as Jira's does.
+fn jira_gate(state: &mut JiraState, version: &str, headers: &HeaderMap) -> Option<Response> {
+    if let Some(injected) = state.injected.pop_front() {
+        let mut response = jira_error(
+            StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &["injected failure"],
+            json!({}),
+        );
+        if let Some(seconds) = injected.retry_after {
+            if let Ok(value) = seconds.to_string().parse() {
+                response.headers_mut().insert("retry-after", value);
+            }
+        }
+        return Some(response);
+    }
+    use base64::Engine as _;
+    let expected = if version == "3" {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{JIRA_EMAIL}:{JIRA_API_TOKEN}"))
+        )
+    } else {
+        format!("Bearer {JIRA_PAT}")
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                "Client must be authenticated to access this resource.",
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+/// v3 takes Atlassian Document Format, v2 a string.
+fn text_problem(version: &str, value: &Value) -> Option<&'static str> {
+    match (version, value) {
+        ("3", Value::Object(doc)) if doc.get("type") == Some(&json!("doc")) => None,
+        ("3", _) => Some(
+            "Operation value must be an Atlassian Document (see the Atlassian Document Format)",
+        ),
+        (_, Value::String(_)) => None,
+        _ => Some("Operation value must be a string"),
+    }
+}
+
+async fn jira_create(
+    State(state): State<Arc<Mutex<JiraState>>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (stall, answer) = {
+        let mut state = lock(&state);
+        if let Some(response) = jira_gate(&mut state, &version, &headers) {
+            return response;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &["Unexpected character"],
+                json!({}),
+            );
+        };
+        let fields = body.get("fields").cloned().unwrap_or(json!({}));
+        if fields["project"]["key"] != JIRA_PROJECT {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &[],
+                json!({ "project": "valid project is required" }),
+            );
+        }
+        if !fields["summary"].is_string() {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                &[],
+                json!({ "summary": "You must specify a summary of the issue." }),
+            );
+        }
+        if let Some(description) = fields.get("description") {
+            if let Some(problem) = text_problem(&version, description) {
+                return jira_error(
+                    StatusCode::BAD_REQUEST,
+                    &[],
+                    json!({ "description": problem }),
+                );
+            }
+        }
+        let number = state.issues.len() + 1;
+        let key = format!("{JIRA_PROJECT}-{number}");
+        state.issues.push(JiraIssue {
+            key: key.clone(),
+            fields,
+            comments: Vec::new(),
+        });
+        let id = 10_000 + number;
+        (
+            state.stall_next_create.take(),
+            json!({ "id": id.to_string(), "key": key, "self": format!("https://acme.atlassian.net/rest/api/{version}/issue/{id}") }),
+        )
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn jira_comment(
+    State(state): State<Arc<Mutex<JiraState>>>,
+    Path((version, key)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = jira_gate(&mut state, &version, &headers) {
+        return response;
+    }
+    let body_value = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("body").cloned())
+        .unwrap_or(Value::Null);
+    if let Some(problem) = text_problem(&version, &body_value) {
+        return jira_error(StatusCode::BAD_REQUEST, &[], json!({ "comment": problem }));
+    }
+    let Some(issue) = state.issues.iter_mut().find(|issue| issue.key == key) else {
+        return jira_error(
+            StatusCode::NOT_FOUND,
+            &["Issue does not exist or you do not have permission to see it."],
+            json!({}),
+        );
+    };
+    issue.comments.push(body_value.clone());
+    (
+        StatusCode::CREATED,
+        Json(json!({ "id": format!("{}", 10_100 + issue.comments.len()), "body": body_value, "created": "2026-11-24T10:00:00.000+0000" })),
+    )
+        .into_response()
+}
+
+/// The issues a JQL of the form `project = "P" AND labels = "L"` selects.
+fn jql_matches(state: &JiraState, jql: &str) -> Vec<Value> {
+    let label = jql
+        .split("labels = ")
+        .nth(1)
+        .map(|rest| rest.trim().trim_matches('"').to_owned());
+    state
+        .issues
+        .iter()
+        .filter(|issue| {
+            label.as_ref().is_none_or(|label| {
+                issue.fields["labels"]
+                    .as_array()
+                    .is_some_and(|labels| labels.iter().any(|l| l == label.as_str()))
+            })
+        })
+        .map(|issue| json!({ "id": issue.key.trim_start_matches("SALES-"), "key": issue.key }))
+        .collect()
+}
+
+async fn jira_search_v3(
+    State(state): State<Arc<Mutex<JiraState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = jira_gate(&mut state, "3", &headers) {
+        return response;
+    }
+    let jql = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("jql").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    Json(json!({ "issues": jql_matches(&state, &jql), "isLast": true })).into_response()
+}
+
+async fn jira_search_v2(
+    State(state): State<Arc<Mutex<JiraState>>>,
+    Path(version): Path<String>,
+    headers: HeaderMap,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if version == "3" {
+        return jira_error(
+            StatusCode::GONE,
+            &["The requested API has been removed. Please migrate to the /rest/api/3/search/jql API."],
+            json!({}),
+        );
+    }
+    let mut state = lock(&state);
+    if let Some(response) = jira_gate(&mut state, &version, &headers) {
+        return response;
+    }
+    let jql = query.get("jql").cloned().unwrap_or_default();
+    let issues = jql_matches(&state, &jql);
+    Json(json!({ "total": issues.len(), "issues": issues })).into_response()
 }

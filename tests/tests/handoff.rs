@@ -7,11 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use closer_handoff::{Target, Webhook, WebhookConfig, Worker, YandexTracker, YandexTrackerConfig};
+use closer_handoff::{
+    Bitrix24, Bitrix24Config, Jira, JiraConfig, JiraFlavor, Target, Webhook, WebhookConfig, Worker,
+    YandexTracker, YandexTrackerConfig,
+};
 use closer_model::Route;
 use closer_store::{OutboxStatus, Store};
 use closer_tests::fake_trackers::{
-    FakeWebhookReceiver, FakeYandexTracker, WEBHOOK_SECRET, YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
+    FakeBitrix24, FakeJira, FakeWebhookReceiver, FakeYandexTracker, JIRA_API_TOKEN, JIRA_EMAIL,
+    JIRA_PAT, JIRA_PROJECT, WEBHOOK_SECRET, YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
 };
 use closer_tests::{demo_engine, text};
 use sqlx::PgPool;
@@ -389,4 +393,160 @@ async fn routing_sends_a_lead_only_to_the_targets_whose_rules_it_meets(pool: PgP
         vec!["everything"],
         "a web lead skips the Telegram-only target"
     );
+}
+
+fn bitrix(fake: &FakeBitrix24, timeout: Duration) -> Arc<dyn Target> {
+    Arc::new(
+        Bitrix24::new(
+            "bitrix",
+            Bitrix24Config {
+                webhook_url: fake.webhook_url().into(),
+                web_url: Some("https://acme.bitrix24.ru".to_owned()),
+                timeout,
+            },
+        )
+        .expect("the test's setup works"),
+    )
+}
+
+fn jira(fake: &FakeJira, flavor: JiraFlavor, timeout: Duration) -> Arc<dyn Target> {
+    let (email, token) = match flavor {
+        JiraFlavor::Cloud => (Some(JIRA_EMAIL.to_owned()), JIRA_API_TOKEN),
+        JiraFlavor::DataCenter => (None, JIRA_PAT),
+    };
+    Arc::new(
+        Jira::new(
+            "jira",
+            JiraConfig {
+                flavor,
+                url: fake.url(),
+                email,
+                token: token.to_owned().into(),
+                project: JIRA_PROJECT.to_owned(),
+                issue_type: "Task".to_owned(),
+                timeout,
+            },
+        )
+        .expect("the test's setup works"),
+    )
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bitrix24_gets_a_crm_lead_through_its_rate_limit_and_a_lost_answer_once(pool: PgPool) {
+    let fake = FakeBitrix24::start().await;
+    let time = SimulatedTime::new();
+    make_lead(
+        &pool,
+        vec![Route::always("bitrix")],
+        "b1",
+        "Светлана Орлова",
+    )
+    .await;
+    let worker = worker(
+        &pool,
+        "bitrix",
+        bitrix(&fake, Duration::from_millis(500)),
+        &time,
+    );
+
+    fake.inject(503, "QUERY_LIMIT_EXCEEDED");
+    assert_eq!(
+        worker.run_once().await.unwrap().retrying,
+        1,
+        "503 QUERY_LIMIT_EXCEEDED waits"
+    );
+    time.advance(Duration::from_secs(60));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(
+        worker.run_once().await.unwrap().retrying,
+        1,
+        "the create's answer was lost"
+    );
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let leads = fake.leads();
+    assert_eq!(leads.len(), 1, "found by ORIGIN_ID, not created again");
+    let fields = &leads[0].fields;
+    assert_eq!(fields["NAME"], "Светлана Орлова");
+    assert_eq!(fields["PHONE"][0]["VALUE"], "+79031234567");
+    assert_eq!(fields["ORIGINATOR_ID"], "closer");
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some("https://acme.bitrix24.ru/crm/lead/details/3465/")
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn bitrix24_errors_inside_a_200_are_refusals(pool: PgPool) {
+    let fake = FakeBitrix24::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("bitrix")], "b2", "Глеб").await;
+    let worker = worker(
+        &pool,
+        "bitrix",
+        bitrix(&fake, Duration::from_secs(5)),
+        &time,
+    );
+    fake.inject(200, "ACCESS_DENIED");
+    assert_eq!(worker.run_once().await.unwrap().failed, 1);
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.status, OutboxStatus::Failed);
+    assert!(entry
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("ACCESS_DENIED"));
+    assert!(fake.leads().is_empty());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn jira_cloud_gets_an_issue_in_atlassian_document_format_once(pool: PgPool) {
+    let fake = FakeJira::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("jira")], "j1", "Дмитрий").await;
+    let worker = worker(
+        &pool,
+        "jira",
+        jira(&fake, JiraFlavor::Cloud, Duration::from_millis(500)),
+        &time,
+    );
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1, "found by its label, not created again");
+    assert_eq!(issues[0].fields["description"]["type"], "doc");
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.external_id.as_deref(), Some("SALES-1"));
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some(format!("{}/browse/SALES-1", fake.url()).as_str())
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn jira_data_center_gets_plain_text_and_the_transcript_comment(pool: PgPool) {
+    let fake = FakeJira::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("jira")], "j2", "Вера").await;
+    let worker = worker(
+        &pool,
+        "jira",
+        jira(&fake, JiraFlavor::DataCenter, Duration::from_secs(5)),
+        &time,
+    );
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+    let issue = &fake.issues()[0];
+    assert!(issue.fields["description"]
+        .as_str()
+        .unwrap()
+        .contains("Вера"));
+    assert!(issue.comments[0]
+        .as_str()
+        .unwrap()
+        .contains("сколько стоит ваш самый дешевый тариф?"));
 }

@@ -138,11 +138,17 @@ pub struct TargetSection {
     pub kind: TargetKind,
     /// The webhook's URL, or the API's base URL (Yandex Tracker: https://api.tracker.yandex.net).
     pub url: Option<String>,
-    /// The webhook's signing secret or the API token; better from the environment or a file.
+    /// The webhook's signing secret, the API token, or (Bitrix24) the incoming webhook's URL;
+    /// better from the environment or a file.
     pub secret: Option<SecretString>,
     pub secret_file: Option<PathBuf>,
     /// Yandex Tracker: the queue's key.
     pub queue: Option<String>,
+    /// Jira: the project's key, the issue type (`Task` by default) and, for Jira Cloud, the
+    /// account's e-mail that goes with the API token.
+    pub project: Option<String>,
+    pub issue_type: Option<String>,
+    pub email: Option<String>,
     /// Yandex Tracker: the Yandex 360 organization (X-Org-ID) or Cloud organization (X-Cloud-Org-ID).
     pub org_id: Option<String>,
     pub cloud_org_id: Option<String>,
@@ -165,6 +171,9 @@ fn default_target_timeout() -> u64 {
 pub enum TargetKind {
     Webhook,
     YandexTracker,
+    Bitrix24,
+    JiraCloud,
+    JiraDataCenter,
 }
 
 /// The hand-off routes and the targets they name, built from configuration.
@@ -379,6 +388,39 @@ impl Config {
                     )
                     .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
                 ),
+                TargetKind::Bitrix24 => Arc::new(
+                    closer_handoff::Bitrix24::new(
+                        name,
+                        closer_handoff::Bitrix24Config {
+                            webhook_url: secret,
+                            web_url: section.web_url.clone(),
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::JiraCloud | TargetKind::JiraDataCenter => Arc::new(
+                    closer_handoff::Jira::new(
+                        name,
+                        closer_handoff::JiraConfig {
+                            flavor: if section.kind == TargetKind::JiraCloud {
+                                closer_handoff::JiraFlavor::Cloud
+                            } else {
+                                closer_handoff::JiraFlavor::DataCenter
+                            },
+                            url: required(&section.url, "url")?,
+                            email: section.email.clone(),
+                            token: secret,
+                            project: required(&section.project, "project")?,
+                            issue_type: section
+                                .issue_type
+                                .clone()
+                                .unwrap_or_else(|| "Task".to_owned()),
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
             };
             if section.kind == TargetKind::YandexTracker
                 && section.org_id.is_none()
@@ -537,6 +579,74 @@ mod tests {
             assert_eq!(config.server.listen, "127.0.0.1:2");
             Ok(())
         });
+    }
+
+    #[test]
+    fn hand_off_targets_are_built_with_their_routes_and_checked() {
+        let config = load_text(
+            r#"
+[handoff.targets.crm]
+kind = "webhook"
+url = "https://hooks.example.com/closer"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+[handoff.targets.jira]
+kind = "jira_cloud"
+url = "https://acme.atlassian.net"
+project = "SALES"
+email = "bot@acme.com"
+secret = "token"
+when = { qualified = true, channels = ["telegram"] }
+"#,
+        )
+        .unwrap();
+        let built = config.handoff_targets().unwrap();
+        assert_eq!(built.targets.len(), 2);
+        let jira = built
+            .routes
+            .iter()
+            .find(|route| route.target == "jira")
+            .unwrap();
+        assert_eq!(jira.when.qualified, Some(true));
+        assert_eq!(jira.when.channels, vec![closer_model::Channel::Telegram]);
+
+        let missing = load_text("[handoff.targets.t]\nkind = \"yandex_tracker\"\nsecret = \"x\"\n")
+            .unwrap()
+            .handoff_targets()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(missing.contains("handoff.targets.t.queue"), "{missing}");
+        let no_secret = load_text("[handoff.targets.t]\nkind = \"webhook\"\nurl = \"http://x\"\n")
+            .unwrap()
+            .handoff_targets()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            no_secret.contains("CLOSER__HANDOFF__TARGETS__T__SECRET"),
+            "{no_secret}"
+        );
+    }
+
+    #[test]
+    fn telegram_is_on_with_a_token_and_a_webhook_needs_its_url() {
+        assert!(load_text("").unwrap().telegram().unwrap().is_none());
+        let polling = load_text("[telegram]\ntoken = \"1:abc\"\n")
+            .unwrap()
+            .telegram()
+            .unwrap();
+        assert!(matches!(
+            polling.map(|telegram| telegram.mode),
+            Some(closer_telegram::Mode::Polling { .. })
+        ));
+        let error = load_text("[telegram]\ntoken = \"1:abc\"\nmode = \"webhook\"\n")
+            .unwrap()
+            .telegram()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("webhook_url"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,17 @@ use reqwest::{header, Response, StatusCode};
 
 use crate::Failure;
 
+/// The HTTP client of one target: rustls, and a bound on every request.
+///
+/// # Errors
+/// The client cannot be built (no TLS backend).
+pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|error| error.to_string())
+}
+
 /// A request that did not get an answer: timeouts and connection failures are transient.
 pub fn request_failed(target: &str, error: &reqwest::Error) -> Failure {
     let what = if error.is_timeout() {

@@ -7,14 +7,19 @@
 //!   `Retry-After`, 5xx) or permanent (other 4xx), the same for every target.
 //! - [`webhook`]: a signed webhook (Standard Webhooks), for 1C, RetailCRM, Zapier, Make, n8n.
 //! - [`yandex_tracker`]: Yandex Tracker, idempotent by its `unique` field.
+//! - [`bitrix24`]: Bitrix24 CRM leads through an incoming webhook, found by `ORIGIN_ID`.
+//! - [`jira`]: Jira Cloud (REST v3, Atlassian Document Format) and Data Center (REST v2),
+//!   found by a label.
 //!
 //! **Exactly once.** The outbox row is written with the lead, in one transaction. A delivery
 //! whose outcome is unknown (a timeout after the target created the item) is retried by
 //! looking the item up first, by the target's own idempotency mechanism or a marker tag, and
 //! creating it only when it is not there.
 
+pub mod bitrix24;
 pub mod http;
 pub mod item;
+pub mod jira;
 pub mod webhook;
 pub mod worker;
 pub mod yandex_tracker;
@@ -26,6 +31,8 @@ use closer_model::Lead;
 use closer_store::TranscriptLine;
 use sha2::{Digest, Sha256};
 
+pub use bitrix24::{Bitrix24, Bitrix24Config};
+pub use jira::{Jira, JiraConfig, JiraFlavor};
 pub use webhook::{Webhook, WebhookConfig};
 pub use worker::{Clock, Worker};
 pub use yandex_tracker::{YandexTracker, YandexTrackerConfig};

@@ -45,10 +45,7 @@ impl Webhook {
     /// The secret has the `whsec_` prefix but is not base64 after it.
     pub fn new(name: &str, config: WebhookConfig) -> Result<Webhook, String> {
         let key = signing_key(config.secret.expose_secret())?;
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|error| error.to_string())?;
+        let client = http::client(config.timeout)?;
         Ok(Webhook {
             name: name.to_owned(),
             config,

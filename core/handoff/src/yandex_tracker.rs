@@ -47,10 +47,7 @@ impl YandexTracker {
     pub fn new(name: &str, mut config: YandexTrackerConfig) -> Result<YandexTracker, String> {
         config.api_url = config.api_url.trim_end_matches('/').to_owned();
         config.web_url = config.web_url.trim_end_matches('/').to_owned();
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .build()
-            .map_err(|error| error.to_string())?;
+        let client = http::client(config.timeout)?;
         Ok(YandexTracker {
             name: name.to_owned(),
             config,

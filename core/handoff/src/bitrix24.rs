@@ -1,0 +1,189 @@
+//! Bitrix24 through an incoming webhook (`https://{portal}/rest/{user}/{code}/`): a CRM lead
+//! (`crm.lead.add`) tagged `ORIGINATOR_ID`/`ORIGIN_ID`, by which an earlier attempt's lead is
+//! found (`crm.lead.list`), and the transcript as a timeline comment. Bitrix24 answers errors
+//! in the body, sometimes with HTTP 200, and its rate limit is 503 `QUERY_LIMIT_EXCEEDED`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::{http, item, Created, Failure, Handoff, Target};
+
+/// What Closer puts in `ORIGINATOR_ID`, with the hand-off key in `ORIGIN_ID`.
+const ORIGINATOR: &str = "closer";
+
+/// A Bitrix24 target's settings.
+#[derive(Debug, Clone)]
+pub struct Bitrix24Config {
+    /// The incoming webhook's URL, a secret: `https://acme.bitrix24.ru/rest/1/abc123/`.
+    pub webhook_url: SecretString,
+    /// Where people open leads; the webhook's origin when `None`.
+    pub web_url: Option<String>,
+    pub timeout: Duration,
+}
+
+pub struct Bitrix24 {
+    name: String,
+    base: String,
+    web_url: String,
+    client: reqwest::Client,
+}
+
+impl Bitrix24 {
+    /// # Errors
+    /// The webhook URL is not a URL, or the HTTP client cannot be built.
+    pub fn new(name: &str, config: Bitrix24Config) -> Result<Bitrix24, String> {
+        let base = format!(
+            "{}/",
+            config.webhook_url.expose_secret().trim_end_matches('/')
+        );
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|_| "the Bitrix24 webhook URL is not a URL".to_owned())?;
+        let web_url = config
+            .web_url
+            .unwrap_or_else(|| parsed.origin().ascii_serialization())
+            .trim_end_matches('/')
+            .to_owned();
+        let client = http::client(config.timeout)?;
+        Ok(Bitrix24 {
+            name: name.to_owned(),
+            base,
+            web_url,
+            client,
+        })
+    }
+
+    /// Calls a REST method; its `result`, or the failure the answer means.
+    async fn call(&self, method: &str, body: &Value) -> Result<Value, Failure> {
+        let response = self
+            .client
+            .post(format!("{}{method}.json", self.base))
+            .json(body)
+            .send()
+            .await
+            .map_err(|error| http::request_failed(&self.name, &error))?;
+        let status = response.status();
+        let retry_after = http::retry_after(&response);
+        let text = response
+            .text()
+            .await
+            .map_err(|error| http::request_failed(&self.name, &error))?;
+        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if let Some(code) = answer.get("error").and_then(Value::as_str) {
+            let description = answer
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let reason = format!(
+                "{}: {method}: {code} {description} (HTTP {status})",
+                self.name
+            );
+            let transient = matches!(
+                code,
+                "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" | "INTERNAL_SERVER_ERROR"
+            ) || status.is_server_error()
+                || status.as_u16() == 429;
+            return Err(if transient {
+                Failure::Transient {
+                    reason,
+                    retry_after,
+                }
+            } else {
+                Failure::permanent(reason)
+            });
+        }
+        if !status.is_success() {
+            return Err(http::status_failure(&self.name, status, retry_after, &text));
+        }
+        answer.get("result").cloned().ok_or_else(|| {
+            Failure::transient(format!(
+                "{}: {method}: an answer without a result",
+                self.name
+            ))
+        })
+    }
+
+    fn created(&self, id: String) -> Created {
+        Created {
+            url: Some(format!("{}/crm/lead/details/{id}/", self.web_url)),
+            id,
+        }
+    }
+}
+
+/// `3465` or `"3465"`, as Bitrix24 writes ids either way.
+fn id_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(number) => Some(number.to_string()),
+        Value::String(text) if !text.is_empty() => Some(text.clone()),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl Target for Bitrix24 {
+    async fn create(&self, handoff: &Handoff) -> Result<Created, Failure> {
+        let item = item::item(handoff);
+        let contact = &handoff.lead.details.contact;
+        let mut fields = json!({
+            "TITLE": item.title,
+            "SOURCE_ID": "OTHER",
+            "SOURCE_DESCRIPTION": format!("Closer, {}", handoff.lead.channel.as_str()),
+            "COMMENTS": item.description,
+            "ORIGINATOR_ID": ORIGINATOR,
+            "ORIGIN_ID": handoff.key,
+        });
+        if let Some(name) = &contact.name {
+            fields["NAME"] = json!(name);
+        }
+        if let Some(company) = &contact.company {
+            fields["COMPANY_TITLE"] = json!(company);
+        }
+        if let Some(phone) = &contact.phone {
+            fields["PHONE"] = json!([{ "VALUE": phone.to_string(), "VALUE_TYPE": "WORK" }]);
+        }
+        if let Some(email) = &contact.email {
+            fields["EMAIL"] = json!([{ "VALUE": email.to_string(), "VALUE_TYPE": "WORK" }]);
+        }
+        let result = self
+            .call(
+                "crm.lead.add",
+                &json!({ "fields": fields, "params": { "REGISTER_SONET_EVENT": "Y" } }),
+            )
+            .await?;
+        let id = id_text(&result).ok_or_else(|| {
+            Failure::transient(format!("{}: crm.lead.add answered no id", self.name))
+        })?;
+        if !handoff.transcript.is_empty() {
+            let comment = json!({ "fields": {
+                "ENTITY_ID": id, "ENTITY_TYPE": "lead",
+                "COMMENT": item::transcript(&handoff.transcript),
+            }});
+            // The lead is what matters; a lost comment is logged, not retried.
+            if let Err(failure) = self.call("crm.timeline.comment.add", &comment).await {
+                tracing::warn!(target_name = %self.name, lead = %id, %failure, "the transcript comment was not added");
+            }
+        }
+        Ok(self.created(id))
+    }
+
+    async fn find(&self, handoff: &Handoff) -> Result<Option<Created>, Failure> {
+        let result = self
+            .call(
+                "crm.lead.list",
+                &json!({
+                    "filter": { "ORIGINATOR_ID": ORIGINATOR, "ORIGIN_ID": handoff.key },
+                    "select": ["ID"],
+                }),
+            )
+            .await?;
+        Ok(result
+            .as_array()
+            .and_then(|leads| leads.first())
+            .and_then(|lead| lead.get("ID"))
+            .and_then(id_text)
+            .map(|id| self.created(id)))
+    }
+}
