@@ -90,6 +90,43 @@ pub struct Injected {
     pub retry_after: Option<u64>,
 }
 
+/// The faults a test queues on a fake: answers instead of the normal ones, and a create that
+/// succeeds but is answered too late.
+#[derive(Default)]
+pub struct Faults {
+    injected: VecDeque<Injected>,
+    stall_next_create: Option<Duration>,
+}
+
+/// A fake's state that holds [`Faults`].
+pub trait HasFaults {
+    fn faults(&mut self) -> &mut Faults;
+}
+
+impl<S: HasFaults + Default + Send + 'static> Fake<S> {
+    /// The next request gets `status` (with `Retry-After` when given) in the target's error shape.
+    pub fn inject(&self, status: u16, retry_after: Option<u64>) {
+        self.state().faults().injected.push_back(Injected {
+            status,
+            retry_after,
+        });
+    }
+
+    /// The next create is made, then answered only after `delay`: longer than the client
+    /// waits, it is a timeout whose outcome the client cannot know.
+    pub fn stall_next_create(&self, delay: Duration) {
+        self.state().faults().stall_next_create = Some(delay);
+    }
+}
+
+/// Adds `Retry-After` to an answer.
+fn with_retry_after(mut response: Response, seconds: Option<u64>) -> Response {
+    if let Some(value) = seconds.and_then(|seconds| seconds.to_string().parse().ok()) {
+        response.headers_mut().insert("retry-after", value);
+    }
+    response
+}
+
 // ---------------------------------------------------------------------------------------------
 // The webhook receiver
 
@@ -105,10 +142,16 @@ pub struct Delivery {
 #[derive(Default)]
 /// The receiver's state.
 pub struct ReceiverState {
+    faults: Faults,
     deliveries: Vec<Delivery>,
     seen: HashSet<String>,
     rejected: usize,
-    injected: VecDeque<Injected>,
+}
+
+impl HasFaults for ReceiverState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 /// A Standard Webhooks receiver on 127.0.0.1.
@@ -140,14 +183,6 @@ impl Fake<ReceiverState> {
     pub fn rejected(&self) -> usize {
         self.state().rejected
     }
-
-    /// The next delivery gets this answer instead (after its signature is checked).
-    pub fn inject(&self, status: u16, retry_after: Option<u64>) {
-        self.state().injected.push_back(Injected {
-            status,
-            retry_after,
-        });
-    }
 }
 
 async fn receive(
@@ -166,7 +201,7 @@ async fn receive(
         state.rejected += 1;
         return (StatusCode::UNAUTHORIZED, "invalid signature").into_response();
     }
-    if let Some(injected) = state.injected.pop_front() {
+    if let Some(injected) = state.faults.injected.pop_front() {
         return injected_answer(injected, "injected failure".to_owned());
     }
     let webhook_id = headers
@@ -190,13 +225,7 @@ async fn receive(
 
 fn injected_answer(injected: Injected, body: String) -> Response {
     let status = StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, body).into_response();
-    if let Some(seconds) = injected.retry_after {
-        if let Ok(value) = seconds.to_string().parse() {
-            response.headers_mut().insert("retry-after", value);
-        }
-    }
-    response
+    with_retry_after((status, body).into_response(), injected.retry_after)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -223,12 +252,17 @@ pub struct Issue {
 #[derive(Default)]
 /// Yandex Tracker's state.
 pub struct TrackerState {
+    faults: Faults,
     issues: Vec<Issue>,
     down: bool,
-    injected: VecDeque<Injected>,
     /// The next create is made, then answered only after this long.
-    stall_next_create: Option<Duration>,
     requests: usize,
+}
+
+impl HasFaults for TrackerState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 /// Yandex Tracker's API v2 on 127.0.0.1.
@@ -263,20 +297,6 @@ impl Fake<TrackerState> {
     pub fn set_down(&self, down: bool) {
         self.state().down = down;
     }
-
-    /// The next request gets this answer instead.
-    pub fn inject(&self, status: u16, retry_after: Option<u64>) {
-        self.state().injected.push_back(Injected {
-            status,
-            retry_after,
-        });
-    }
-
-    /// The next create succeeds but is answered only after `delay`: longer than the client
-    /// waits, it is a timeout whose outcome the client cannot know.
-    pub fn stall_next_create(&self, delay: Duration) {
-        self.state().stall_next_create = Some(delay);
-    }
 }
 
 fn tracker_error(status: StatusCode, message: &str) -> Response {
@@ -297,16 +317,11 @@ fn gate(state: &mut TrackerState, headers: &HeaderMap) -> Option<Response> {
             "Service temporarily unavailable",
         ));
     }
-    if let Some(injected) = state.injected.pop_front() {
+    if let Some(injected) = state.faults.injected.pop_front() {
         let status =
             StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = tracker_error(status, "injected failure");
-        if let Some(seconds) = injected.retry_after {
-            if let Ok(value) = seconds.to_string().parse() {
-                response.headers_mut().insert("retry-after", value);
-            }
-        }
-        return Some(response);
+        let response = tracker_error(status, "injected failure");
+        return Some(with_retry_after(response, injected.retry_after));
     }
     let authorized = headers
         .get("authorization")
@@ -405,7 +420,7 @@ async fn create_issue(
         };
         let answer = issue_json("https://api.tracker.yandex.net", &issue);
         state.issues.push(issue);
-        (state.stall_next_create.take(), answer)
+        (state.faults.stall_next_create.take(), answer)
     };
     if let Some(stall) = stall {
         tokio::time::sleep(stall).await;
@@ -509,9 +524,15 @@ pub struct BitrixError {
 #[derive(Default)]
 /// Bitrix24's state.
 pub struct BitrixState {
+    faults: Faults,
     leads: Vec<BitrixLead>,
-    injected: VecDeque<BitrixError>,
-    stall_next_create: Option<Duration>,
+    errors: VecDeque<BitrixError>,
+}
+
+impl HasFaults for BitrixState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 /// Bitrix24's REST API behind an incoming webhook, on 127.0.0.1.
@@ -533,16 +554,11 @@ impl Fake<BitrixState> {
 
     /// The next call gets `{"error": code, …}` with this HTTP status (Bitrix24 answers some
     /// errors with 200; its rate limit is 503 `QUERY_LIMIT_EXCEEDED`).
-    pub fn inject(&self, status: u16, code: &str) {
-        self.state().injected.push_back(BitrixError {
+    pub fn inject_error(&self, status: u16, code: &str) {
+        self.state().errors.push_back(BitrixError {
             status,
             code: code.to_owned(),
         });
-    }
-
-    /// The next `crm.lead.add` is made, then answered only after `delay`.
-    pub fn stall_next_create(&self, delay: Duration) {
-        self.state().stall_next_create = Some(delay);
     }
 }
 
@@ -573,8 +589,14 @@ async fn bitrix_call(
     };
     let stall = {
         let mut state = lock(&state);
-        if let Some(error) = state.injected.pop_front() {
+        if let Some(error) = state.errors.pop_front() {
             return bitrix_error(error.status, &error.code, "injected error");
+        }
+        if let Some(injected) = state.faults.injected.pop_front() {
+            return with_retry_after(
+                bitrix_error(injected.status, "INTERNAL_SERVER_ERROR", "injected failure"),
+                injected.retry_after,
+            );
         }
         match method.as_str() {
             "crm.lead.add" => {
@@ -585,7 +607,11 @@ async fn bitrix_call(
                     fields,
                     comments: Vec::new(),
                 });
-                state.stall_next_create.take().map(|stall| (stall, id))
+                state
+                    .faults
+                    .stall_next_create
+                    .take()
+                    .map(|stall| (stall, id))
             }
             "crm.lead.list" => {
                 let filter = body.get("filter").cloned().unwrap_or(json!({}));
@@ -654,9 +680,14 @@ pub struct JiraIssue {
 #[derive(Default)]
 /// Jira's state.
 pub struct JiraState {
+    faults: Faults,
     issues: Vec<JiraIssue>,
-    injected: VecDeque<Injected>,
-    stall_next_create: Option<Duration>,
+}
+
+impl HasFaults for JiraState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
 }
 
 /// Jira's REST API, v3 (Cloud, ADF) under `/rest/api/3` and v2 (Data Center, plain text)
@@ -688,17 +719,6 @@ impl Fake<JiraState> {
     pub fn issues(&self) -> Vec<JiraIssue> {
         self.state().issues.clone()
     }
-
-    pub fn inject(&self, status: u16, retry_after: Option<u64>) {
-        self.state().injected.push_back(Injected {
-            status,
-            retry_after,
-        });
-    }
-
-    pub fn stall_next_create(&self, delay: Duration) {
-        self.state().stall_next_create = Some(delay);
-    }
 }
 
 fn jira_error(status: StatusCode, messages: &[&str], errors: Value) -> Response {
@@ -712,18 +732,13 @@ fn jira_error(status: StatusCode, messages: &[&str], errors: Value) -> Response 
 /// Authentication (v3: Basic e-mail and API token; v2: Bearer PAT) and injected answers. A
 /// bad credential gets 401 with a plain-text body, as Jira's does.
 fn jira_gate(state: &mut JiraState, version: &str, headers: &HeaderMap) -> Option<Response> {
-    if let Some(injected) = state.injected.pop_front() {
-        let mut response = jira_error(
+    if let Some(injected) = state.faults.injected.pop_front() {
+        let response = jira_error(
             StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             &["injected failure"],
             json!({}),
         );
-        if let Some(seconds) = injected.retry_after {
-            if let Ok(value) = seconds.to_string().parse() {
-                response.headers_mut().insert("retry-after", value);
-            }
-        }
-        return Some(response);
+        return Some(with_retry_after(response, injected.retry_after));
     }
     use base64::Engine as _;
     let expected = if version == "3" {
@@ -813,7 +828,7 @@ async fn jira_create(
         });
         let id = 10_000 + number;
         (
-            state.stall_next_create.take(),
+            state.faults.stall_next_create.take(),
             json!({ "id": id.to_string(), "key": key, "self": format!("https://acme.atlassian.net/rest/api/{version}/issue/{id}") }),
         )
     };
@@ -911,4 +926,358 @@ async fn jira_search_v2(
     let jql = query.get("jql").cloned().unwrap_or_default();
     let issues = jql_matches(&state, &jql);
     Json(json!({ "total": issues.len(), "issues": issues })).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// amoCRM / Kommo
+
+/// The long-lived token of the fake's private integration.
+pub const AMO_TOKEN: &str = "amo-long-lived-token";
+
+/// A lead as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct AmoLead {
+    pub id: u64,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub contact: Value,
+    pub notes: Vec<String>,
+}
+
+/// amoCRM's state.
+#[derive(Default)]
+pub struct AmoState {
+    faults: Faults,
+    leads: Vec<AmoLead>,
+}
+
+impl HasFaults for AmoState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+}
+
+/// amoCRM's API v4 (the same contract as Kommo's), on 127.0.0.1.
+pub type FakeAmoCrm = Fake<AmoState>;
+
+impl Fake<AmoState> {
+    pub async fn start() -> FakeAmoCrm {
+        Fake::serve(
+            Router::new()
+                .route("/api/v4/leads/complex", post(amo_complex))
+                .route("/api/v4/leads", get(amo_search))
+                .route("/api/v4/leads/{id}/notes", post(amo_notes)),
+        )
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        self.base()
+    }
+
+    pub fn leads(&self) -> Vec<AmoLead> {
+        self.state().leads.clone()
+    }
+}
+
+/// amoCRM's errors: `application/problem+json`.
+fn amo_problem(status: u16, detail: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut response = (
+        status,
+        Json(json!({ "title": status.canonical_reason(), "type": format!("https://httpstatus.es/{}", status.as_u16()), "status": status.as_u16(), "detail": detail })),
+    )
+        .into_response();
+    if let Ok(value) = "application/problem+json".parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+fn amo_gate(state: &mut AmoState, headers: &HeaderMap) -> Option<Response> {
+    if let Some(injected) = state.faults.injected.pop_front() {
+        return Some(amo_problem(injected.status, "injected failure"));
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        == Some(format!("Bearer {AMO_TOKEN}").as_str());
+    (!authorized).then(|| amo_problem(401, "Unauthorized"))
+}
+
+fn hal(value: Value) -> Response {
+    let mut response = Json(value).into_response();
+    if let Ok(value) = "application/hal+json".parse() {
+        response.headers_mut().insert("content-type", value);
+    }
+    response
+}
+
+async fn amo_complex(
+    State(state): State<Arc<Mutex<AmoState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (stall, answer) = {
+        let mut state = lock(&state);
+        if let Some(response) = amo_gate(&mut state, &headers) {
+            return response;
+        }
+        let Some(leads) = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|body| body.as_array().cloned())
+        else {
+            return amo_problem(400, "Request validation failed: the body must be an array");
+        };
+        let mut answer = Vec::new();
+        for lead in leads {
+            let id = 10_185_151 + state.leads.len() as u64;
+            let tags = lead["_embedded"]["tags"]
+                .as_array()
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(|tag| tag["name"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            state.leads.push(AmoLead {
+                id,
+                name: lead["name"].as_str().unwrap_or_default().to_owned(),
+                tags,
+                contact: lead["_embedded"]["contacts"][0].clone(),
+                notes: Vec::new(),
+            });
+            answer.push(json!({ "id": id, "contact_id": id + 7, "company_id": null, "request_id": [lead["request_id"].clone()], "merged": false }));
+        }
+        (state.faults.stall_next_create.take(), Value::Array(answer))
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Json(answer).into_response()
+}
+
+async fn amo_search(
+    State(state): State<Arc<Mutex<AmoState>>>,
+    headers: HeaderMap,
+    query: axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = amo_gate(&mut state, &headers) {
+        return response;
+    }
+    let wanted = query.get("query").cloned().unwrap_or_default();
+    let found: Vec<Value> = state
+        .leads
+        .iter()
+        .filter(|lead| lead.name.contains(&wanted) || lead.tags.contains(&wanted))
+        .map(|lead| json!({ "id": lead.id, "name": lead.name }))
+        .collect();
+    if found.is_empty() {
+        // amoCRM's quirk: no match is 204 with an empty body.
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    hal(json!({ "_page": 1, "_links": {}, "_embedded": { "leads": found } }))
+}
+
+async fn amo_notes(
+    State(state): State<Arc<Mutex<AmoState>>>,
+    Path(id): Path<u64>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = amo_gate(&mut state, &headers) {
+        return response;
+    }
+    let text = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|notes| notes[0]["params"]["text"].as_str().map(str::to_owned));
+    let Some(text) = text else {
+        return amo_problem(400, "Request validation failed");
+    };
+    let Some(lead) = state.leads.iter_mut().find(|lead| lead.id == id) else {
+        return amo_problem(404, "Lead not found");
+    };
+    lead.notes.push(text);
+    hal(json!({ "_embedded": { "notes": [{ "id": lead.notes.len(), "entity_id": id }] } }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// HubSpot
+
+/// The fake's private app token.
+pub const HUBSPOT_TOKEN: &str = "pat-eu1-fake-token";
+
+/// HubSpot's state: objects by type (`contacts`, `deals`, `notes`), each a JSON object with
+/// `id` and `properties`.
+#[derive(Default)]
+pub struct HubSpotState {
+    faults: Faults,
+    objects: std::collections::HashMap<String, Vec<Value>>,
+}
+
+impl HasFaults for HubSpotState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+}
+
+/// HubSpot's CRM v3 objects API, on 127.0.0.1.
+pub type FakeHubSpot = Fake<HubSpotState>;
+
+impl Fake<HubSpotState> {
+    pub async fn start() -> FakeHubSpot {
+        Fake::serve(
+            Router::new()
+                .route("/crm/v3/objects/{kind}", post(hubspot_create))
+                .route("/crm/v3/objects/{kind}/search", post(hubspot_search)),
+        )
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        self.base()
+    }
+
+    /// The objects of a type (`contacts`, `deals`, `notes`), in creation order.
+    pub fn objects(&self, kind: &str) -> Vec<Value> {
+        self.state().objects.get(kind).cloned().unwrap_or_default()
+    }
+}
+
+fn hubspot_error(status: u16, category: &str, message: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(json!({ "status": "error", "message": message, "correlationId": "5e0b3b1c-fake", "category": category })),
+    )
+        .into_response()
+}
+
+fn hubspot_gate(state: &mut HubSpotState, headers: &HeaderMap) -> Option<Response> {
+    if let Some(injected) = state.faults.injected.pop_front() {
+        let response = if injected.status == 429 {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "status": "error", "message": "You have reached your secondly limit.", "errorType": "RATE_LIMIT", "policyName": "SECONDLY" })),
+            )
+                .into_response()
+        } else {
+            hubspot_error(injected.status, "INJECTED", "injected failure")
+        };
+        return Some(with_retry_after(response, injected.retry_after));
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        == Some(format!("Bearer {HUBSPOT_TOKEN}").as_str());
+    (!authorized).then(|| {
+        hubspot_error(
+            401,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found.",
+        )
+    })
+}
+
+async fn hubspot_create(
+    State(state): State<Arc<Mutex<HubSpotState>>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (stall, answer) = {
+        let mut state = lock(&state);
+        if let Some(response) = hubspot_gate(&mut state, &headers) {
+            return response;
+        }
+        if !["contacts", "deals", "notes"].contains(&kind.as_str()) {
+            return hubspot_error(404, "OBJECT_NOT_FOUND", "Unknown object type");
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return hubspot_error(400, "VALIDATION_ERROR", "Invalid input JSON");
+        };
+        let properties = body.get("properties").cloned().unwrap_or(json!({}));
+        let existing = state.objects.entry(kind.clone()).or_default();
+        if kind == "contacts" {
+            if let Some(email) = properties.get("email") {
+                if let Some(other) = existing.iter().find(|o| o["properties"]["email"] == *email) {
+                    return hubspot_error(
+                        409,
+                        "CONFLICT",
+                        &format!(
+                            "Contact already exists. Existing ID: {}",
+                            other["id"].as_str().unwrap_or_default()
+                        ),
+                    );
+                }
+            }
+        }
+        if kind == "deals" {
+            if let Some(key) = properties.get("closer_key") {
+                if existing
+                    .iter()
+                    .any(|o| o["properties"]["closer_key"] == *key)
+                {
+                    return hubspot_error(
+                        409,
+                        "CONFLICT",
+                        "A deal with this value of the unique property closer_key already exists",
+                    );
+                }
+            }
+        }
+        if kind == "notes" && properties.get("hs_timestamp").is_none() {
+            return hubspot_error(
+                400,
+                "VALIDATION_ERROR",
+                "Property values were not valid: hs_timestamp is required",
+            );
+        }
+        let id = (512 + existing.len()).to_string();
+        let object = json!({ "id": id, "properties": properties, "associations": body.get("associations"), "createdAt": "2026-11-24T10:00:00Z", "updatedAt": "2026-11-24T10:00:00Z", "archived": false });
+        existing.push(object.clone());
+        let stall = if kind == "deals" {
+            state.faults.stall_next_create.take()
+        } else {
+            None
+        };
+        (stall, object)
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn hubspot_search(
+    State(state): State<Arc<Mutex<HubSpotState>>>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = hubspot_gate(&mut state, &headers) {
+        return response;
+    }
+    let filter = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .map(|body| body["filterGroups"][0]["filters"][0].clone())
+        .unwrap_or(Value::Null);
+    let (Some(property), Some(value)) = (filter["propertyName"].as_str(), filter.get("value"))
+    else {
+        return hubspot_error(400, "VALIDATION_ERROR", "filterGroups are required");
+    };
+    let results: Vec<Value> = state
+        .objects
+        .get(&kind)
+        .map(|objects| {
+            objects
+                .iter()
+                .filter(|object| object["properties"][property] == *value)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(json!({ "total": results.len(), "results": results })).into_response()
 }

@@ -8,14 +8,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use closer_handoff::{
-    Bitrix24, Bitrix24Config, Jira, JiraConfig, JiraFlavor, Target, Webhook, WebhookConfig, Worker,
-    YandexTracker, YandexTrackerConfig,
+    AmoCrm, AmoCrmConfig, Bitrix24, Bitrix24Config, HubSpot, HubSpotConfig, Jira, JiraConfig,
+    JiraFlavor, Target, Webhook, WebhookConfig, Worker, YandexTracker, YandexTrackerConfig,
 };
 use closer_model::Route;
 use closer_store::{OutboxStatus, Store};
 use closer_tests::fake_trackers::{
-    FakeBitrix24, FakeJira, FakeWebhookReceiver, FakeYandexTracker, JIRA_API_TOKEN, JIRA_EMAIL,
-    JIRA_PAT, JIRA_PROJECT, WEBHOOK_SECRET, YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
+    FakeAmoCrm, FakeBitrix24, FakeHubSpot, FakeJira, FakeWebhookReceiver, FakeYandexTracker,
+    AMO_TOKEN, HUBSPOT_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT, JIRA_PROJECT, WEBHOOK_SECRET,
+    YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
 };
 use closer_tests::{demo_engine, text};
 use sqlx::PgPool;
@@ -449,7 +450,7 @@ async fn bitrix24_gets_a_crm_lead_through_its_rate_limit_and_a_lost_answer_once(
         &time,
     );
 
-    fake.inject(503, "QUERY_LIMIT_EXCEEDED");
+    fake.inject_error(503, "QUERY_LIMIT_EXCEEDED");
     assert_eq!(
         worker.run_once().await.unwrap().retrying,
         1,
@@ -489,7 +490,7 @@ async fn bitrix24_errors_inside_a_200_are_refusals(pool: PgPool) {
         bitrix(&fake, Duration::from_secs(5)),
         &time,
     );
-    fake.inject(200, "ACCESS_DENIED");
+    fake.inject_error(200, "ACCESS_DENIED");
     assert_eq!(worker.run_once().await.unwrap().failed, 1);
     let entry = &outbox(&pool).await[0];
     assert_eq!(entry.status, OutboxStatus::Failed);
@@ -549,4 +550,101 @@ async fn jira_data_center_gets_plain_text_and_the_transcript_comment(pool: PgPoo
         .as_str()
         .unwrap()
         .contains("сколько стоит ваш самый дешевый тариф?"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn amocrm_gets_one_lead_through_a_429_an_empty_search_and_a_lost_answer(pool: PgPool) {
+    let fake = FakeAmoCrm::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("amo")], "a1", "Егор Титов").await;
+    let target = Arc::new(
+        AmoCrm::new(
+            "amo",
+            AmoCrmConfig {
+                url: fake.url(),
+                token: AMO_TOKEN.to_owned().into(),
+                timeout: Duration::from_millis(500),
+            },
+        )
+        .unwrap(),
+    );
+    let worker = worker(&pool, "amo", target, &time);
+
+    fake.inject(429, None);
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    fake.stall_next_create(Duration::from_secs(3));
+    // The lookup finds nothing (204, empty body), the create's answer is lost.
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let leads = fake.leads();
+    assert_eq!(leads.len(), 1, "found by its tag, not created again");
+    assert_eq!(leads[0].contact["name"], "Егор Титов");
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some(format!("{}/leads/detail/{}", fake.url(), leads[0].id).as_str())
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn hubspot_gets_a_contact_a_deal_and_a_note_once(pool: PgPool) {
+    let fake = FakeHubSpot::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("hubspot")], "h1", "Лев").await;
+    let target: Arc<dyn Target> = Arc::new(
+        HubSpot::new(
+            "hubspot",
+            HubSpotConfig {
+                api_url: fake.url(),
+                token: HUBSPOT_TOKEN.to_owned().into(),
+                web_url: Some("https://app.hubspot.com/contacts/4242".to_owned()),
+                key_property: "closer_key".to_owned(),
+                timeout: Duration::from_millis(500),
+            },
+        )
+        .unwrap(),
+    );
+    let worker = worker(&pool, "hubspot", target.clone(), &time);
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    assert_eq!(
+        fake.objects("deals").len(),
+        1,
+        "found by its key, not created again"
+    );
+    assert_eq!(fake.objects("contacts").len(), 1);
+    let deal = &fake.objects("deals")[0];
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some(
+            format!(
+                "https://app.hubspot.com/contacts/4242/record/0-3/{}",
+                deal["id"].as_str().unwrap()
+            )
+            .as_str()
+        )
+    );
+
+    // A create that never learned of the first: the unique property answers 409, the deal is found.
+    let store = Store::from_pool(pool.clone());
+    let (lead, entries) = store.leads(1).await.unwrap().remove(0);
+    let again = target
+        .create(&closer_handoff::Handoff {
+            key: closer_handoff::Handoff::short_key(&entries[0].idempotency_key),
+            lead,
+            transcript: Vec::new(),
+            conversation_url: None,
+            attempt: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(Some(again.id.as_str()), deal["id"].as_str());
+    assert_eq!(fake.objects("deals").len(), 1);
 }

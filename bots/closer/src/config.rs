@@ -149,6 +149,8 @@ pub struct TargetSection {
     pub project: Option<String>,
     pub issue_type: Option<String>,
     pub email: Option<String>,
+    /// HubSpot: the deal property (with unique values) that holds the hand-off key.
+    pub key_property: Option<String>,
     /// Yandex Tracker: the Yandex 360 organization (X-Org-ID) or Cloud organization (X-Cloud-Org-ID).
     pub org_id: Option<String>,
     pub cloud_org_id: Option<String>,
@@ -172,6 +174,10 @@ pub enum TargetKind {
     Webhook,
     YandexTracker,
     Bitrix24,
+    #[serde(rename = "amocrm")]
+    AmoCrm,
+    #[serde(rename = "hubspot")]
+    HubSpot,
     JiraCloud,
     JiraDataCenter,
 }
@@ -394,6 +400,36 @@ impl Config {
                         closer_handoff::Bitrix24Config {
                             webhook_url: secret,
                             web_url: section.web_url.clone(),
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::AmoCrm => Arc::new(
+                    closer_handoff::AmoCrm::new(
+                        name,
+                        closer_handoff::AmoCrmConfig {
+                            url: required(&section.url, "url")?,
+                            token: secret,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::HubSpot => Arc::new(
+                    closer_handoff::HubSpot::new(
+                        name,
+                        closer_handoff::HubSpotConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://api.hubapi.com".to_owned()),
+                            token: secret,
+                            web_url: section.web_url.clone(),
+                            key_property: section
+                                .key_property
+                                .clone()
+                                .unwrap_or_else(|| "closer_key".to_owned()),
                             timeout,
                         },
                     )

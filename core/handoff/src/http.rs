@@ -50,6 +50,21 @@ pub fn status_failure(
     }
 }
 
+/// Sends a request and reads its answer, as [`read`] does.
+///
+/// # Errors
+/// No answer (transient), or the answer's failure.
+pub async fn send(
+    target: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<(StatusCode, String), Failure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| request_failed(target, &error))?;
+    read(target, response).await
+}
+
 /// Reads an answer: the body of a success, or the failure it means.
 ///
 /// # Errors

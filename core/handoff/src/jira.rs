@@ -96,11 +96,7 @@ impl Jira {
     }
 
     async fn send(&self, request: RequestBuilder) -> Result<String, Failure> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
-        http::read(&self.name, response).await.map(|(_, body)| body)
+        http::send(&self.name, request).await.map(|(_, body)| body)
     }
 
     /// Text in the API's format: Atlassian Document Format on Cloud (a paragraph per

@@ -8,6 +8,8 @@
 //! - [`webhook`]: a signed webhook (Standard Webhooks), for 1C, RetailCRM, Zapier, Make, n8n.
 //! - [`yandex_tracker`]: Yandex Tracker, idempotent by its `unique` field.
 //! - [`bitrix24`]: Bitrix24 CRM leads through an incoming webhook, found by `ORIGIN_ID`.
+//! - [`amocrm`]: amoCRM / Kommo leads with their contact, found by a tag.
+//! - [`hubspot`]: HubSpot contact + deal + note, found by a unique deal property.
 //! - [`jira`]: Jira Cloud (REST v3, Atlassian Document Format) and Data Center (REST v2),
 //!   found by a label.
 //!
@@ -16,8 +18,10 @@
 //! looking the item up first, by the target's own idempotency mechanism or a marker tag, and
 //! creating it only when it is not there.
 
+pub mod amocrm;
 pub mod bitrix24;
 pub mod http;
+pub mod hubspot;
 pub mod item;
 pub mod jira;
 pub mod webhook;
@@ -31,7 +35,9 @@ use closer_model::Lead;
 use closer_store::TranscriptLine;
 use sha2::{Digest, Sha256};
 
+pub use amocrm::{AmoCrm, AmoCrmConfig};
 pub use bitrix24::{Bitrix24, Bitrix24Config};
+pub use hubspot::{HubSpot, HubSpotConfig};
 pub use jira::{Jira, JiraConfig, JiraFlavor};
 pub use webhook::{Webhook, WebhookConfig};
 pub use worker::{Clock, Worker};

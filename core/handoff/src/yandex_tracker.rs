@@ -76,11 +76,7 @@ impl YandexTracker {
         &self,
         request: RequestBuilder,
     ) -> Result<(reqwest::StatusCode, String), Failure> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
-        http::read(&self.name, response).await
+        http::send(&self.name, request).await
     }
 
     fn created(&self, key: String) -> Created {
