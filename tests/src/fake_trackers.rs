@@ -1281,3 +1281,331 @@ async fn hubspot_search(
         .unwrap_or_default();
     Json(json!({ "total": results.len(), "results": results })).into_response()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Linear
+
+/// The fake's personal API key (sent as is, without `Bearer`) and its one team.
+pub const LINEAR_KEY: &str = "lin_api_fake0123456789";
+pub const LINEAR_TEAM: &str = "9cfb482a-81e3-4154-b5b9-2c805e70a02d";
+
+/// An issue as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct LinearIssue {
+    pub id: String,
+    pub identifier: String,
+    pub title: String,
+    pub description: String,
+    pub comments: Vec<String>,
+}
+
+/// Linear's state.
+#[derive(Default)]
+pub struct LinearState {
+    faults: Faults,
+    issues: Vec<LinearIssue>,
+}
+
+impl HasFaults for LinearState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+}
+
+/// Linear's GraphQL API (`issueCreate`, `commentCreate`, `issue(id:)`), on 127.0.0.1.
+pub type FakeLinear = Fake<LinearState>;
+
+impl Fake<LinearState> {
+    pub async fn start() -> FakeLinear {
+        Fake::serve(Router::new().route("/graphql", post(linear_graphql))).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}/graphql", self.base())
+    }
+
+    pub fn issues(&self) -> Vec<LinearIssue> {
+        self.state().issues.clone()
+    }
+}
+
+/// A GraphQL error; Linear answers most inside a 200.
+fn linear_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "data": null, "errors": [{ "message": message, "extensions": { "type": kind, "userError": true, "userPresentableMessage": message } }] })),
+    )
+        .into_response()
+}
+
+fn linear_issue_json(issue: &LinearIssue) -> Value {
+    json!({ "id": issue.id, "identifier": issue.identifier, "url": format!("https://linear.app/acme/issue/{}", issue.identifier) })
+}
+
+async fn linear_graphql(
+    State(state): State<Arc<Mutex<LinearState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let stall = {
+        let mut state = lock(&state);
+        if let Some(injected) = state.faults.injected.pop_front() {
+            // Linear's rate limit is an error inside the answer, not a 429.
+            return if injected.status == 429 {
+                with_retry_after(
+                    linear_error(StatusCode::OK, "ratelimited", "Rate limit exceeded"),
+                    injected.retry_after,
+                )
+            } else {
+                linear_error(
+                    StatusCode::from_u16(injected.status)
+                        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    "internal error",
+                    "injected failure",
+                )
+            };
+        }
+        if headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            != Some(LINEAR_KEY)
+        {
+            return linear_error(
+                StatusCode::BAD_REQUEST,
+                "authentication error",
+                "Authentication required, not authenticated",
+            );
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return linear_error(StatusCode::BAD_REQUEST, "invalid input", "Invalid JSON");
+        };
+        let query = body["query"].as_str().unwrap_or_default();
+        let variables = &body["variables"];
+        if query.contains("issueCreate") {
+            let input = &variables["i"];
+            if input["teamId"] != LINEAR_TEAM {
+                return linear_error(StatusCode::OK, "invalid input", "Entity not found: Team");
+            }
+            let id = input["id"].as_str().unwrap_or_default().to_owned();
+            if state.issues.iter().any(|issue| issue.id == id) {
+                return linear_error(
+                    StatusCode::OK,
+                    "invalid input",
+                    "Argument Validation Error: an issue with this id already exists",
+                );
+            }
+            let issue = LinearIssue {
+                identifier: format!("SAL-{}", state.issues.len() + 1),
+                id,
+                title: input["title"].as_str().unwrap_or_default().to_owned(),
+                description: input["description"].as_str().unwrap_or_default().to_owned(),
+                comments: Vec::new(),
+            };
+            let answer = json!({ "data": { "issueCreate": { "success": true, "issue": linear_issue_json(&issue) } } });
+            state.issues.push(issue);
+            (state.faults.stall_next_create.take(), answer)
+        } else if query.contains("commentCreate") {
+            let input = &variables["c"];
+            let target = input["issueId"].as_str().unwrap_or_default();
+            let Some(issue) = state
+                .issues
+                .iter_mut()
+                .find(|issue| issue.id == target || issue.identifier == target)
+            else {
+                return linear_error(StatusCode::OK, "invalid input", "Entity not found: Issue");
+            };
+            issue
+                .comments
+                .push(input["body"].as_str().unwrap_or_default().to_owned());
+            (
+                None,
+                json!({ "data": { "commentCreate": { "success": true } } }),
+            )
+        } else if query.contains("issue(") {
+            let wanted = variables["id"].as_str().unwrap_or_default();
+            match state
+                .issues
+                .iter()
+                .find(|issue| issue.id == wanted || issue.identifier == wanted)
+            {
+                Some(issue) => (
+                    None,
+                    json!({ "data": { "issue": linear_issue_json(issue) } }),
+                ),
+                None => {
+                    return linear_error(StatusCode::OK, "invalid input", "Entity not found: Issue")
+                }
+            }
+        } else {
+            return linear_error(
+                StatusCode::BAD_REQUEST,
+                "graphql error",
+                "Unknown operation",
+            );
+        }
+    };
+    let (stall, answer) = stall;
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Json(answer).into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Trello
+
+/// The fake's API key and token, and its one list.
+pub const TRELLO_KEY: &str = "0123456789abcdef0123456789abcdef";
+pub const TRELLO_TOKEN: &str = "ATTAfake-trello-token";
+pub const TRELLO_LIST: &str = "65f0a1b2c3d4e5f6a7b8c9d0";
+
+/// A card as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct TrelloCard {
+    pub id: String,
+    pub short_url: String,
+    pub name: String,
+    pub desc: String,
+    pub comments: Vec<String>,
+}
+
+/// Trello's state.
+#[derive(Default)]
+pub struct TrelloState {
+    faults: Faults,
+    cards: Vec<TrelloCard>,
+}
+
+impl HasFaults for TrelloState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+}
+
+/// Trello's REST API v1 (cards, comments, search), on 127.0.0.1.
+pub type FakeTrello = Fake<TrelloState>;
+
+impl Fake<TrelloState> {
+    pub async fn start() -> FakeTrello {
+        Fake::serve(
+            Router::new()
+                .route("/1/cards", post(trello_create))
+                .route("/1/cards/{id}/actions/comments", post(trello_comment))
+                .route("/1/search", get(trello_search)),
+        )
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        self.base()
+    }
+
+    pub fn cards(&self) -> Vec<TrelloCard> {
+        self.state().cards.clone()
+    }
+}
+
+type Query = axum::extract::Query<std::collections::HashMap<String, String>>;
+
+/// Trello's errors are plain text, but its 429 is JSON.
+fn trello_gate(state: &mut TrelloState, query: &Query) -> Option<Response> {
+    if let Some(injected) = state.faults.injected.pop_front() {
+        return Some(if injected.status == 429 {
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                Json(json!({ "error": "API_TOKEN_LIMIT_EXCEEDED", "message": "Rate limit exceeded" })),
+            )
+                .into_response()
+        } else {
+            (
+                StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected failure",
+            )
+                .into_response()
+        });
+    }
+    if query.get("key").map(String::as_str) != Some(TRELLO_KEY) {
+        return Some((StatusCode::UNAUTHORIZED, "invalid key").into_response());
+    }
+    if query.get("token").map(String::as_str) != Some(TRELLO_TOKEN) {
+        return Some((StatusCode::UNAUTHORIZED, "invalid token").into_response());
+    }
+    None
+}
+
+async fn trello_create(
+    State(state): State<Arc<Mutex<TrelloState>>>,
+    query: Query,
+    body: Bytes,
+) -> Response {
+    let (stall, answer) = {
+        let mut state = lock(&state);
+        if let Some(response) = trello_gate(&mut state, &query) {
+            return response;
+        }
+        let body: Value = serde_json::from_slice(&body).unwrap_or(json!({}));
+        let field = |name: &str| {
+            body.get(name)
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| query.get(name).cloned())
+        };
+        if field("idList").as_deref() != Some(TRELLO_LIST) {
+            return (StatusCode::BAD_REQUEST, "invalid value for idList").into_response();
+        }
+        let number = state.cards.len() + 1;
+        let short = format!("aB3dE{number:03}");
+        let card = TrelloCard {
+            id: format!("65f0a1{number:018x}"),
+            short_url: format!("https://trello.com/c/{short}"),
+            name: field("name").unwrap_or_default(),
+            desc: field("desc").unwrap_or_default(),
+            comments: Vec::new(),
+        };
+        let answer = json!({ "id": card.id, "idShort": number, "shortLink": short, "shortUrl": card.short_url, "url": format!("https://trello.com/c/{short}/{number}-lead"), "idList": TRELLO_LIST, "name": card.name, "desc": card.desc });
+        state.cards.push(card);
+        (state.faults.stall_next_create.take(), answer)
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    Json(answer).into_response()
+}
+
+async fn trello_comment(
+    State(state): State<Arc<Mutex<TrelloState>>>,
+    Path(id): Path<String>,
+    query: Query,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = trello_gate(&mut state, &query) {
+        return response;
+    }
+    let Some(text) = query.get("text").cloned() else {
+        return (StatusCode::BAD_REQUEST, "invalid value for text").into_response();
+    };
+    let Some(card) = state.cards.iter_mut().find(|card| card.id == id) else {
+        return (StatusCode::NOT_FOUND, "could not find the card").into_response();
+    };
+    card.comments.push(text.clone());
+    Json(json!({ "id": format!("c{}", card.comments.len()), "type": "commentCard", "data": { "text": text } }))
+        .into_response()
+}
+
+async fn trello_search(State(state): State<Arc<Mutex<TrelloState>>>, query: Query) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = trello_gate(&mut state, &query) {
+        return response;
+    }
+    let wanted = query.get("query").cloned().unwrap_or_default();
+    let cards: Vec<Value> = state
+        .cards
+        .iter()
+        .filter(|card| {
+            !wanted.is_empty() && (card.desc.contains(&wanted) || card.name.contains(&wanted))
+        })
+        .map(|card| json!({ "id": card.id, "name": card.name, "shortUrl": card.short_url }))
+        .collect();
+    Json(json!({ "options": { "terms": [{ "text": wanted }], "modelTypes": ["cards"] }, "cards": cards }))
+        .into_response()
+}

@@ -9,13 +9,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use closer_handoff::{
     AmoCrm, AmoCrmConfig, Bitrix24, Bitrix24Config, HubSpot, HubSpotConfig, Jira, JiraConfig,
-    JiraFlavor, Target, Webhook, WebhookConfig, Worker, YandexTracker, YandexTrackerConfig,
+    JiraFlavor, Linear, LinearConfig, Target, Trello, TrelloConfig, Webhook, WebhookConfig, Worker,
+    YandexTracker, YandexTrackerConfig,
 };
 use closer_model::Route;
 use closer_store::{OutboxStatus, Store};
 use closer_tests::fake_trackers::{
-    FakeAmoCrm, FakeBitrix24, FakeHubSpot, FakeJira, FakeWebhookReceiver, FakeYandexTracker,
-    AMO_TOKEN, HUBSPOT_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT, JIRA_PROJECT, WEBHOOK_SECRET,
+    FakeAmoCrm, FakeBitrix24, FakeHubSpot, FakeJira, FakeLinear, FakeTrello, FakeWebhookReceiver,
+    FakeYandexTracker, AMO_TOKEN, HUBSPOT_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT,
+    JIRA_PROJECT, LINEAR_KEY, LINEAR_TEAM, TRELLO_KEY, TRELLO_LIST, TRELLO_TOKEN, WEBHOOK_SECRET,
     YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
 };
 use closer_tests::{demo_engine, text};
@@ -647,4 +649,100 @@ async fn hubspot_gets_a_contact_a_deal_and_a_note_once(pool: PgPool) {
         .unwrap();
     assert_eq!(Some(again.id.as_str()), deal["id"].as_str());
     assert_eq!(fake.objects("deals").len(), 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn linear_gets_one_issue_under_the_id_closer_chose(pool: PgPool) {
+    let fake = FakeLinear::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("linear")], "l1", "Марк").await;
+    let target: Arc<dyn Target> = Arc::new(
+        Linear::new(
+            "linear",
+            LinearConfig {
+                api_url: fake.url(),
+                token: LINEAR_KEY.to_owned().into(),
+                team_id: LINEAR_TEAM.to_owned(),
+                timeout: Duration::from_millis(500),
+            },
+        )
+        .unwrap(),
+    );
+    let worker = worker(&pool, "linear", target, &time);
+
+    fake.inject(429, Some(30));
+    assert_eq!(
+        worker.run_once().await.unwrap().retrying,
+        1,
+        "a rate limit inside a 200 waits"
+    );
+    time.advance(Duration::from_secs(60));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let issues = fake.issues();
+    assert_eq!(issues.len(), 1, "found under its id, not created again");
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.external_id.as_deref(), Some("SAL-1"));
+    assert_eq!(
+        issues[0].id,
+        closer_handoff::linear::issue_id(&closer_handoff::Handoff::short_key(
+            &entry.idempotency_key
+        ))
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn trello_gets_one_card_and_its_plain_text_errors_are_shown(pool: PgPool) {
+    let fake = FakeTrello::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("trello")], "t1", "Нина").await;
+    let trello = |list: &str| -> Arc<dyn Target> {
+        Arc::new(
+            Trello::new(
+                "trello",
+                TrelloConfig {
+                    api_url: fake.url(),
+                    key: TRELLO_KEY.to_owned(),
+                    token: TRELLO_TOKEN.to_owned().into(),
+                    list_id: list.to_owned(),
+                    timeout: Duration::from_millis(500),
+                },
+            )
+            .unwrap(),
+        )
+    };
+    let wrong = worker(&pool, "trello", trello("no-such-list"), &time);
+    assert_eq!(wrong.run_once().await.unwrap().failed, 1);
+    let entry = &outbox(&pool).await[0];
+    assert!(
+        entry
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("invalid value for idList"),
+        "{entry:?}"
+    );
+
+    let store = Store::from_pool(pool.clone());
+    store.retry_failed_handoffs(entry.lead_id).await.unwrap();
+    let worker = worker(&pool, "trello", trello(TRELLO_LIST), &time);
+    fake.inject(429, None);
+    time.advance(Duration::from_secs(1));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(180));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let cards = fake.cards();
+    assert_eq!(cards.len(), 1, "found by its marker, not created again");
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some(cards[0].short_url.as_str())
+    );
 }

@@ -151,6 +151,11 @@ pub struct TargetSection {
     pub email: Option<String>,
     /// HubSpot: the deal property (with unique values) that holds the hand-off key.
     pub key_property: Option<String>,
+    /// Linear: the team's id.
+    pub team_id: Option<String>,
+    /// Trello: the list cards go to, and the API key that goes with the token.
+    pub list_id: Option<String>,
+    pub api_key: Option<String>,
     /// Yandex Tracker: the Yandex 360 organization (X-Org-ID) or Cloud organization (X-Cloud-Org-ID).
     pub org_id: Option<String>,
     pub cloud_org_id: Option<String>,
@@ -180,6 +185,8 @@ pub enum TargetKind {
     HubSpot,
     JiraCloud,
     JiraDataCenter,
+    Linear,
+    Trello,
 }
 
 /// The hand-off routes and the targets they name, built from configuration.
@@ -430,6 +437,37 @@ impl Config {
                                 .key_property
                                 .clone()
                                 .unwrap_or_else(|| "closer_key".to_owned()),
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::Linear => Arc::new(
+                    closer_handoff::Linear::new(
+                        name,
+                        closer_handoff::LinearConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://api.linear.app/graphql".to_owned()),
+                            token: secret,
+                            team_id: required(&section.team_id, "team_id")?,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::Trello => Arc::new(
+                    closer_handoff::Trello::new(
+                        name,
+                        closer_handoff::TrelloConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://api.trello.com".to_owned()),
+                            key: required(&section.api_key, "api_key")?,
+                            token: secret,
+                            list_id: required(&section.list_id, "list_id")?,
                             timeout,
                         },
                     )

@@ -57,46 +57,23 @@ impl Bitrix24 {
 
     /// Calls a REST method; its `result`, or the failure the answer means.
     async fn call(&self, method: &str, body: &Value) -> Result<Value, Failure> {
-        let response = self
+        let request = self
             .client
             .post(format!("{}{method}.json", self.base))
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
-        let status = response.status();
-        let retry_after = http::retry_after(&response);
-        let text = response
-            .text()
-            .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
-        let answer: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if let Some(code) = answer.get("error").and_then(Value::as_str) {
+            .json(body);
+        let answer = http::send_reading_body_errors(&self.name, request, |answer| {
+            let code = answer.get("error")?.as_str()?;
             let description = answer
                 .get("error_description")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let reason = format!(
-                "{}: {method}: {code} {description} (HTTP {status})",
-                self.name
-            );
             let transient = matches!(
                 code,
                 "QUERY_LIMIT_EXCEEDED" | "OPERATION_TIME_LIMIT" | "INTERNAL_SERVER_ERROR"
-            ) || status.is_server_error()
-                || status.as_u16() == 429;
-            return Err(if transient {
-                Failure::Transient {
-                    reason,
-                    retry_after,
-                }
-            } else {
-                Failure::permanent(reason)
-            });
-        }
-        if !status.is_success() {
-            return Err(http::status_failure(&self.name, status, retry_after, &text));
-        }
+            );
+            Some((format!("{method}: {code} {description}"), transient))
+        })
+        .await?;
         answer.get("result").cloned().ok_or_else(|| {
             Failure::transient(format!(
                 "{}: {method}: an answer without a result",

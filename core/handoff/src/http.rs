@@ -65,6 +65,47 @@ pub async fn send(
     read(target, response).await
 }
 
+/// Sends a request to an API that reports errors in its JSON body, even with HTTP 200
+/// (Bitrix24, GraphQL). `body_error` reads the answer's error, if any, as its description and
+/// whether it is transient; 5xx and 429 are transient whatever it says.
+///
+/// # Errors
+/// No answer (transient), the body's error, or a failing status.
+pub async fn send_reading_body_errors(
+    target: &str,
+    request: reqwest::RequestBuilder,
+    body_error: impl Fn(&serde_json::Value) -> Option<(String, bool)>,
+) -> Result<serde_json::Value, Failure> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| request_failed(target, &error))?;
+    let status = response.status();
+    let retry_after = retry_after(&response);
+    let text = response
+        .text()
+        .await
+        .map_err(|error| request_failed(target, &error))?;
+    let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if let Some((detail, transient)) = body_error(&answer) {
+        let reason = format!("{target}: {detail} (HTTP {status})");
+        return Err(
+            if transient || status.is_server_error() || status.as_u16() == 429 {
+                Failure::Transient {
+                    reason,
+                    retry_after,
+                }
+            } else {
+                Failure::Permanent { reason }
+            },
+        );
+    }
+    if !status.is_success() {
+        return Err(status_failure(target, status, retry_after, &text));
+    }
+    Ok(answer)
+}
+
 /// Reads an answer: the body of a success, or the failure it means.
 ///
 /// # Errors

@@ -12,6 +12,8 @@
 //! - [`hubspot`]: HubSpot contact + deal + note, found by a unique deal property.
 //! - [`jira`]: Jira Cloud (REST v3, Atlassian Document Format) and Data Center (REST v2),
 //!   found by a label.
+//! - [`linear`]: Linear issues with an id derived from the hand-off key.
+//! - [`trello`]: Trello cards, found by a marker in the description.
 //!
 //! **Exactly once.** The outbox row is written with the lead, in one transaction. A delivery
 //! whose outcome is unknown (a timeout after the target created the item) is retried by
@@ -24,6 +26,8 @@ pub mod http;
 pub mod hubspot;
 pub mod item;
 pub mod jira;
+pub mod linear;
+pub mod trello;
 pub mod webhook;
 pub mod worker;
 pub mod yandex_tracker;
@@ -39,6 +43,8 @@ pub use amocrm::{AmoCrm, AmoCrmConfig};
 pub use bitrix24::{Bitrix24, Bitrix24Config};
 pub use hubspot::{HubSpot, HubSpotConfig};
 pub use jira::{Jira, JiraConfig, JiraFlavor};
+pub use linear::{Linear, LinearConfig};
+pub use trello::{Trello, TrelloConfig};
 pub use webhook::{Webhook, WebhookConfig};
 pub use worker::{Clock, Worker};
 pub use yandex_tracker::{YandexTracker, YandexTrackerConfig};
