@@ -17,8 +17,10 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|error| error.to_string())
 }
 
-/// A request that did not get an answer: timeouts and connection failures are transient.
-pub fn request_failed(target: &str, error: &reqwest::Error) -> Failure {
+/// A request that did not get an answer: timeouts and connection failures are transient. The
+/// URL is left out of the reason: it can hold a secret (Bitrix24's webhook code, Trello's token).
+pub fn request_failed(target: &str, error: reqwest::Error) -> Failure {
+    let error = error.without_url();
     let what = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -26,7 +28,14 @@ pub fn request_failed(target: &str, error: &reqwest::Error) -> Failure {
     } else {
         "failed"
     };
-    Failure::transient(format!("{target}: the request {what}: {error}"))
+    let mut reason = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    Failure::transient(format!("{target}: the request {what}: {reason}"))
 }
 
 /// Turns a non-success answer into a failure: 408, 425, 429 and 5xx are transient (with the
@@ -61,7 +70,7 @@ pub async fn send(
     let response = request
         .send()
         .await
-        .map_err(|error| request_failed(target, &error))?;
+        .map_err(|error| request_failed(target, error))?;
     read(target, response).await
 }
 
@@ -79,13 +88,13 @@ pub async fn send_reading_body_errors(
     let response = request
         .send()
         .await
-        .map_err(|error| request_failed(target, &error))?;
+        .map_err(|error| request_failed(target, error))?;
     let status = response.status();
     let retry_after = retry_after(&response);
     let text = response
         .text()
         .await
-        .map_err(|error| request_failed(target, &error))?;
+        .map_err(|error| request_failed(target, error))?;
     let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if let Some((detail, transient)) = body_error(&answer) {
         let reason = format!("{target}: {detail} (HTTP {status})");
@@ -116,7 +125,7 @@ pub async fn read(target: &str, response: Response) -> Result<(StatusCode, Strin
     let body = response
         .text()
         .await
-        .map_err(|error| request_failed(target, &error))?;
+        .map_err(|error| request_failed(target, error))?;
     if status.is_success() {
         Ok((status, body))
     } else {
@@ -140,6 +149,21 @@ pub fn retry_after(response: &Response) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_failed_request_never_shows_its_url_and_its_secrets() {
+        let client = client(Duration::from_secs(2)).unwrap();
+        let error = client
+            .post("http://127.0.0.1:9/rest/1/secret-code/crm.lead.add.json?token=secret-token")
+            .send()
+            .await
+            .unwrap_err();
+        let Failure::Transient { reason, .. } = request_failed("bitrix", error) else {
+            panic!("a connection failure is transient");
+        };
+        assert!(!reason.contains("secret"), "{reason}");
+        assert!(reason.contains("could not connect"), "{reason}");
+    }
 
     #[test]
     fn rate_limits_and_outages_are_transient_and_refusals_permanent() {

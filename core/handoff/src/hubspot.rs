@@ -66,7 +66,7 @@ impl HubSpot {
             .json(body)
             .send()
             .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
+            .map_err(|error| http::request_failed(&self.name, error))?;
         if response.status() == reqwest::StatusCode::CONFLICT {
             let text = response.text().await.unwrap_or_default();
             let message = serde_json::from_str::<Value>(&text)

@@ -116,7 +116,7 @@ impl Target for Webhook {
             .body(body)
             .send()
             .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
+            .map_err(|error| http::request_failed(&self.name, error))?;
         if response.status().as_u16() == 410 {
             return Err(Failure::permanent(format!(
                 "{}: the receiver answered 410 Gone: the endpoint is disabled",

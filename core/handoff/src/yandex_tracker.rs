@@ -108,7 +108,7 @@ impl Target for YandexTracker {
         let response = request
             .send()
             .await
-            .map_err(|error| http::request_failed(&self.name, &error))?;
+            .map_err(|error| http::request_failed(&self.name, error))?;
         if response.status() == reqwest::StatusCode::CONFLICT {
             // `unique`: an earlier attempt created it.
             return match self.find(handoff).await? {
