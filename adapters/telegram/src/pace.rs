@@ -149,7 +149,8 @@ impl Gate {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// A mutex's guard; a panic elsewhere while it was held leaves plain data, still usable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -188,7 +189,7 @@ mod tests {
         assert_eq!(*lock(&order), vec![4, 2, 3]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_chat_waits_a_full_gap_after_its_last_message_was_answered() {
         let pacer = Pacer::new(limits(1000));
         pacer.wait_turn(7, true).await;
@@ -211,7 +212,7 @@ mod tests {
         assert!(gap > Duration::from_millis(2900) && gap <= Duration::from_secs(3));
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn idle_chats_are_swept() {
         let pacer = Pacer::new(Limits {
             per_chat_per_second: 1000,
@@ -220,7 +221,7 @@ mod tests {
         pacer.sent(1);
         pacer.sent(-2);
         assert_eq!(pacer.tracked_chats(), 2);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::advance(Duration::from_millis(5)).await;
         pacer.sweep();
         assert_eq!(
             pacer.tracked_chats(),

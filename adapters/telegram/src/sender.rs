@@ -27,7 +27,7 @@ use teloxide::requests::Requester;
 use teloxide::types::{ChatId, ParseMode};
 use teloxide::{ApiError, Bot, RequestError};
 
-use crate::pace::Pacer;
+use crate::pace::{lock, Pacer};
 use crate::render::{render, Outgoing};
 
 /// Transient failures of one reply before it is given up as failed.
@@ -324,10 +324,4 @@ fn backoff(attempts: i32) -> Duration {
     let base = Duration::from_millis(500) * 2u32.pow(exponent);
     let jitter = rand::random_range(0.8..1.2);
     base.mul_f64(jitter).min(Duration::from_secs(60))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -121,7 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A channel that fails for good (Telegram refusing the webhook) stops the process.
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = database::open_store(config).await?;
-    let handoff = config.handoff_targets()?;
+    let targets = config.handoff_targets()?;
     let engine = build_engine(config, store.clone()).await?;
     let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -147,12 +147,12 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 .context("the Telegram channel stopped")
         });
     }
-    if !handoff.targets.is_empty() {
-        let names: Vec<&str> = handoff.targets.keys().map(String::as_str).collect();
+    if !targets.is_empty() {
+        let names: Vec<&str> = targets.keys().map(String::as_str).collect();
         eprintln!("Hand-off: leads go to {}.", names.join(", "));
         let worker = closer_handoff::Worker::new(
             store.clone(),
-            handoff.targets,
+            targets,
             config.handoff.conversation_url.clone(),
         );
         let idle = std::time::Duration::from_millis(config.handoff.poll_interval_ms.max(50));
@@ -205,6 +205,10 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
             )
         })?;
     let knowledge = kb::load(config, &store).await?;
-    let routes = config.handoff_targets()?.routes;
-    Ok(Engine::new(store, dialog, knowledge, routes))
+    Ok(Engine::new(
+        store,
+        dialog,
+        knowledge,
+        config.handoff_routes(),
+    ))
 }

@@ -189,11 +189,8 @@ pub enum TargetKind {
     Trello,
 }
 
-/// The hand-off routes and the targets they name, built from configuration.
-pub struct HandoffTargets {
-    pub routes: Vec<closer_model::Route>,
-    pub targets: HashMap<String, Arc<dyn closer_handoff::Target>>,
-}
+/// The hand-off targets by name, with their clients built.
+pub type HandoffTargets = HashMap<String, Arc<dyn closer_handoff::Target>>;
 
 /// The Telegram channel: on when a token is configured.
 #[derive(Debug, Deserialize)]
@@ -346,12 +343,23 @@ impl Config {
         Ok((SecretString::from(DEFAULT_DATABASE_URL.to_owned()), true))
     }
 
-    /// The hand-off targets and their routes.
+    /// The hand-off routes: each target's name and rule, read from configuration alone.
+    pub fn handoff_routes(&self) -> Vec<closer_model::Route> {
+        self.handoff
+            .targets
+            .iter()
+            .map(|(name, section)| closer_model::Route {
+                target: name.clone(),
+                when: section.when.clone(),
+            })
+            .collect()
+    }
+
+    /// The hand-off targets, their clients built, for the worker that delivers to them.
     ///
     /// # Errors
     /// A target misses a required setting, or its secret file cannot be read.
     pub fn handoff_targets(&self) -> anyhow::Result<HandoffTargets> {
-        let mut routes = Vec::new();
         let mut targets: HashMap<String, Arc<dyn closer_handoff::Target>> = HashMap::new();
         for (name, section) in &self.handoff.targets {
             let required = |value: &Option<String>, key: &str| {
@@ -502,13 +510,9 @@ impl Config {
             {
                 bail!("handoff.targets.{name}: Yandex Tracker needs org_id or cloud_org_id");
             }
-            routes.push(closer_model::Route {
-                target: name.clone(),
-                when: section.when.clone(),
-            });
             targets.insert(name.clone(), target);
         }
-        Ok(HandoffTargets { routes, targets })
+        Ok(targets)
     }
 
     /// The Telegram channel's settings, or `None` when no token is configured.
@@ -674,13 +678,9 @@ when = { qualified = true, channels = ["telegram"] }
 "#,
         )
         .unwrap();
-        let built = config.handoff_targets().unwrap();
-        assert_eq!(built.targets.len(), 2);
-        let jira = built
-            .routes
-            .iter()
-            .find(|route| route.target == "jira")
-            .unwrap();
+        assert_eq!(config.handoff_targets().unwrap().len(), 2);
+        let routes = config.handoff_routes();
+        let jira = routes.iter().find(|route| route.target == "jira").unwrap();
         assert_eq!(jira.when.qualified, Some(true));
         assert_eq!(jira.when.channels, vec![closer_model::Channel::Telegram]);
 
