@@ -13,6 +13,7 @@
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
 //! - [`records`]: the plain types the store reads back ([`ConversationRecord`],
 //!   [`OutboxEntry`], [`TranscriptLine`]).
+//! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
 //!
@@ -20,6 +21,7 @@
 //! statement of Closer lives in this crate.
 
 pub mod admin;
+pub mod anythingllm;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -38,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use admin::{drop_database, ensure_database, redact_url};
+pub use anythingllm::PushedDocument;
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;
