@@ -17,6 +17,7 @@
 //!   wake whoever acts on it: a channel's sender, the Slack mirror, the console.
 //! - `takeover` and `tasks`: a person taking a conversation over and writing to the
 //!   prospect, and tracker tasks asked for by hand, queued in the hand-off outbox.
+//! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
 //!
@@ -25,6 +26,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod anythingllm;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -46,6 +48,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use activity::{Activity, ActivityKind};
 pub use admin::{drop_database, ensure_database, redact_url};
+pub use anythingllm::PushedDocument;
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;
