@@ -2,7 +2,9 @@
 //! port 0 over a fresh, migrated database with the demo knowledge base and playbook.
 //! The local fake servers: [`fake_telegram`] (the Bot API) and [`fake_trackers`] (the
 //! hand-off targets); AnythingLLM, Slack and Discord join them as they are built.
+//! [`fake_discord`]: Discord's REST API and gateway.
 
+pub mod fake_discord;
 pub mod fake_telegram;
 pub mod fake_trackers;
 pub mod telegram_bench;
