@@ -75,16 +75,16 @@ mod tests {
 
     #[test]
     fn the_commands_are_ask_with_a_question_and_contact() {
-        expect![[r#"[{"description":"Ask a question about our products, prices and terms","description_localizations":{"ru":"Задать вопрос о продуктах, ценах и условиях"},"integration_types":[],"name":"ask","options":[{"autocomplete":false,"channel_types":[],"description":"Your question","description_localizations":{"ru":"Ваш вопрос"},"max_length":1000,"name":"question","required":true,"type":3}],"type":1},{"description":"Leave your contact details for our sales team","description_localizations":{"ru":"Оставить контакты отделу продаж"},"integration_types":[],"name":"contact","options":[],"type":1}]"#]]
+        expect![[r#"[{"description":"Ask a question about our products, prices and terms","description_localizations":{"ru":"Задать вопрос о продуктах, ценах и условиях"},"name":"ask","name_localizations":{},"nsfw":false,"options":[{"autocomplete":false,"channel_types":[],"choices":[],"description":"Your question","description_localizations":{"ru":"Ваш вопрос"},"max_length":1000,"max_value":null,"min_length":null,"min_value":null,"name":"question","options":[],"required":true,"type":3}]},{"description":"Leave your contact details for our sales team","description_localizations":{"ru":"Оставить контакты отделу продаж"},"name":"contact","name_localizations":{},"nsfw":false,"options":[]}]"#]]
         .assert_eq(&definitions().to_string());
     }
 
     #[test]
     fn responses_defer_acknowledge_answer_a_ping_and_open_the_form() {
-        expect![[r#"{"data":{},"type":5}"#]].assert_eq(&response_body(&Response::DeferReply).to_string());
+        expect![[r#"{"data":{"attachments":[]},"type":5}"#]].assert_eq(&response_body(&Response::DeferReply).to_string());
         expect![[r#"{"data":null,"type":6}"#]].assert_eq(&response_body(&Response::Acknowledge).to_string());
         expect![[r#"{"data":null,"type":1}"#]].assert_eq(&response_body(&Response::Pong).to_string());
-        expect![[r#"{"data":{"content":"No.","flags":64},"type":4}"#]]
+        expect![[r#"{"data":{"attachments":[],"content":"No.","flags":64},"type":4}"#]]
             .assert_eq(&response_body(&Response::Notice("No.")).to_string());
         expect![[r#"{"data":{"components":[{"components":[{"custom_id":"name","label":"Имя","max_length":100,"required":false,"style":1,"type":4}],"type":1},{"components":[{"custom_id":"phone","label":"Телефон","max_length":40,"required":false,"style":1,"type":4}],"type":1},{"components":[{"custom_id":"email","label":"E-mail","max_length":254,"required":false,"style":1,"type":4}],"type":1}],"custom_id":"closer:contact:form","title":"Контакты для отдела продаж"},"type":9}"#]]
         .assert_eq(&response_body(&Response::ContactForm { russian: true }).to_string());
