@@ -6,6 +6,9 @@
 //! rows in that same transaction. Only then are the replies returned to the channel, so a
 //! crash before the commit leaves nothing half-done and a redelivery after it is answered
 //! from the store instead of being processed twice.
+//!
+//! The sales team acts through it too (`team`): taking a conversation over, writing to the
+//! prospect, handing it back, and creating tasks and leads by hand.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -17,6 +20,10 @@ use closer_store::{Store, StoreError, TurnOutcome, TurnStart};
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod team;
+
+pub use team::ManualLead;
+
 /// Why a message could not be handled. The message is not lost: nothing was committed,
 /// so the channel may deliver it again.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +31,10 @@ pub enum EngineError {
     /// The database is unreachable or failed; retry later.
     #[error("the conversation store is unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The request cannot be carried out as asked (an empty message, a note without a
+    /// contact, an unknown target); the reason is fit to show the person who asked.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// What became of one inbound message.
@@ -47,6 +58,8 @@ pub struct Engine {
     knowledge: Arc<RwLock<Arc<Retriever>>>,
     /// The hand-off routes a new lead is matched against, from configuration.
     routes: Arc<[Route]>,
+    /// The targets a task asked for by hand goes to: every routed target unless configured.
+    task_targets: Arc<[String]>,
 }
 
 impl Engine {
@@ -56,12 +69,27 @@ impl Engine {
         knowledge: Retriever,
         routes: Vec<Route>,
     ) -> Engine {
+        let mut task_targets: Vec<String> = Vec::new();
+        for route in &routes {
+            if !task_targets.contains(&route.target) {
+                task_targets.push(route.target.clone());
+            }
+        }
         Engine {
             store,
             dialog: Arc::new(dialog),
             knowledge: Arc::new(RwLock::new(Arc::new(knowledge))),
             routes: routes.into(),
+            task_targets: task_targets.into(),
         }
+    }
+
+    /// Sends tasks asked for by hand to these targets only (by default, every target of the
+    /// routes).
+    #[must_use]
+    pub fn with_task_targets(mut self, targets: Vec<String>) -> Engine {
+        self.task_targets = targets.into();
+        self
     }
 
     pub fn store(&self) -> &Store {
