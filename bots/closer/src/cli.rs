@@ -134,8 +134,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     };
     let mut channels = tokio::task::JoinSet::new();
     let telegram = config.telegram()?;
-    if telegram.is_none() {
-        eprintln!("No channel is configured (see the [telegram] section of config/closer.toml).");
+    let discord = config.discord()?;
+    if telegram.is_none() && discord.is_none() {
+        eprintln!("No channel is configured (see the [telegram] and [discord] sections of config/closer.toml).");
     }
     if let Some(telegram) = telegram {
         let telegram = closer_telegram::Telegram::connect(telegram, engine.clone())
@@ -149,6 +150,20 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 .run(shutdown)
                 .await
                 .context("the Telegram channel stopped")
+        });
+    }
+    if let Some(discord) = discord {
+        let discord = closer_discord::Discord::connect(discord, engine.clone())
+            .await
+            .context("while connecting to Discord")?;
+        eprintln!("Discord: answering as {}.", discord.identity().username);
+        app = app.with_routes(discord.router());
+        let shutdown = stopped(stopping.clone());
+        channels.spawn(async move {
+            discord
+                .run(shutdown)
+                .await
+                .context("the Discord channel stopped")
         });
     }
     if !targets.is_empty() {

@@ -33,6 +33,7 @@ pub struct Config {
     pub telegram: TelegramSection,
     /// AnythingLLM as the answer source for product questions; off when the section is left out.
     pub anythingllm: Option<AnythingLlmSection>,
+    pub discord: DiscordSection,
     pub log: LogConfig,
     /// The folder relative paths are resolved against: the configuration file's folder.
     #[serde(skip)]
@@ -296,6 +297,70 @@ impl Default for AnythingLlmSection {
             breaker_failures: policy.breaker_failures,
             breaker_cool_down_secs: policy.breaker_cool_down.as_secs(),
             sync_timeout_secs: 120,
+        }
+    }
+}
+
+/// The Discord channel: on when a token is configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordSection {
+    /// The bot token from the Developer Portal; a secret (better from `CLOSER__DISCORD__TOKEN`).
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
+    /// The application's id (the Developer Portal's "Application ID"); needed with a token.
+    pub application_id: Option<u64>,
+    /// Discord's REST API, or a REST proxy speaking it.
+    pub api_url: String,
+    /// Server channels where every message is for the assistant; elsewhere it answers when
+    /// mentioned.
+    pub channels: Vec<u64>,
+    /// Whether direct messages are answered.
+    pub direct_messages: bool,
+    /// Register `/ask` and `/contact` at start (a bulk overwrite of the application's commands).
+    pub register_commands: bool,
+    /// Servers to register the commands in (they appear at once); globally when empty.
+    pub command_guilds: Vec<u64>,
+    /// `gateway`, or `endpoint`: Discord posts interactions to `interactions_path`.
+    pub interactions: DiscordInteractions,
+    pub interactions_path: String,
+    /// The application's public key (64 hex digits), which signs the endpoint's calls.
+    pub public_key: Option<String>,
+    /// How old a signed interaction may be, in seconds.
+    pub max_signature_age_secs: u64,
+    /// Messages to one channel per `channel_period_secs`.
+    pub per_channel: u32,
+    pub channel_period_secs: u64,
+    /// Requests per second for the whole bot.
+    pub global_per_second: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscordInteractions {
+    Gateway,
+    Endpoint,
+}
+
+impl Default for DiscordSection {
+    fn default() -> Self {
+        let limits = closer_discord::Limits::default();
+        DiscordSection {
+            token: None,
+            token_file: None,
+            application_id: None,
+            api_url: closer_discord::DISCORD_API.to_owned(),
+            channels: Vec::new(),
+            direct_messages: true,
+            register_commands: true,
+            command_guilds: Vec::new(),
+            interactions: DiscordInteractions::Gateway,
+            interactions_path: "/discord/interactions".to_owned(),
+            public_key: None,
+            max_signature_age_secs: 300,
+            per_channel: limits.per_channel,
+            channel_period_secs: limits.channel_period.as_secs(),
+            global_per_second: limits.global_per_second,
         }
     }
 }
@@ -689,6 +754,55 @@ impl Config {
         }))
     }
 
+    /// The Discord channel's settings, or `None` when no token is configured.
+    ///
+    /// # Errors
+    /// A token file cannot be read; no application id; endpoint mode without a public key; a
+    /// limit of 0.
+    pub fn discord(&self) -> anyhow::Result<Option<closer_discord::DiscordConfig>> {
+        let section = &self.discord;
+        let Some(token) = self.secret(section.token.as_ref(), section.token_file.as_deref())?
+        else {
+            return Ok(None);
+        };
+        let application_id = section
+            .application_id
+            .context("discord.application_id must be set: the Developer Portal's Application ID")?;
+        let interactions = match section.interactions {
+            DiscordInteractions::Gateway => closer_discord::Interactions::Gateway,
+            DiscordInteractions::Endpoint => closer_discord::Interactions::Endpoint {
+                path: section.interactions_path.clone(),
+                public_key: section.public_key.clone().context(
+                    "discord.interactions is endpoint, so discord.public_key must be the application's public key",
+                )?,
+                max_age: std::time::Duration::from_secs(section.max_signature_age_secs.max(1)),
+            },
+        };
+        if section.per_channel == 0
+            || section.channel_period_secs == 0
+            || section.global_per_second == 0
+        {
+            bail!("the discord limits (per_channel, channel_period_secs, global_per_second) must be at least 1");
+        }
+        Ok(Some(closer_discord::DiscordConfig {
+            token,
+            application_id,
+            api_url: section.api_url.clone(),
+            scope: closer_discord::Scope {
+                channels: section.channels.iter().copied().collect(),
+                direct_messages: section.direct_messages,
+            },
+            register_commands: section.register_commands,
+            command_guilds: section.command_guilds.clone(),
+            interactions,
+            limits: closer_discord::Limits {
+                per_channel: section.per_channel,
+                channel_period: std::time::Duration::from_secs(section.channel_period_secs),
+                global_per_second: section.global_per_second,
+            },
+        }))
+    }
+
     /// A secret given inline or as a file (read and trimmed); `None` when neither is set.
     fn secret(
         &self,
@@ -875,6 +989,37 @@ when = { qualified = true, channels = ["telegram"] }
             .unwrap()
             .to_string();
         assert!(error.contains("CLOSER__ANYTHINGLLM__API_KEY"), "{error}");
+    }
+
+    #[test]
+    fn discord_is_on_with_a_token_and_needs_its_application_id() {
+        assert!(load_text("").unwrap().discord().unwrap().is_none());
+        let error = load_text("[discord]\ntoken = \"abc\"\n")
+            .unwrap()
+            .discord()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("application_id"), "{error}");
+        let discord = load_text(
+            "[discord]\ntoken = \"abc\"\napplication_id = 1234567890123456789\nchannels = [3001]\n",
+        )
+        .unwrap()
+        .discord()
+        .unwrap()
+        .expect("on");
+        assert_eq!(discord.application_id, 1_234_567_890_123_456_789);
+        assert!(discord.scope.channels.contains(&3001));
+        assert_eq!(discord.interactions, closer_discord::Interactions::Gateway);
+        let error = load_text(
+            "[discord]\ntoken = \"abc\"\napplication_id = 1\ninteractions = \"endpoint\"\n",
+        )
+        .unwrap()
+        .discord()
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(error.contains("public_key"), "{error}");
     }
 
     #[test]
