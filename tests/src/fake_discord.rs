@@ -251,14 +251,28 @@ impl FakeDiscord {
     }
 
     /// A slash command by `user` in `channel`; returns the interaction's id.
-    pub fn slash_command(&self, channel: u64, in_server: bool, user_id: u64, name: &str, options: Value) -> u64 {
+    pub fn slash_command(
+        &self,
+        channel: u64,
+        in_server: bool,
+        user_id: u64,
+        name: &str,
+        options: Value,
+    ) -> u64 {
         let data = json!({"id": "7001", "name": name, "type": 1, "options": options});
         let interaction = self.interaction(2, channel, in_server, user_id, data, None);
         self.dispatch_interaction(interaction)
     }
 
     /// A press of the button `custom_id` under the bot's message `message_id`.
-    pub fn press_button(&self, channel: u64, in_server: bool, user_id: u64, message_id: u64, custom_id: &str) -> u64 {
+    pub fn press_button(
+        &self,
+        channel: u64,
+        in_server: bool,
+        user_id: u64,
+        message_id: u64,
+        custom_id: &str,
+    ) -> u64 {
         let data = json!({"custom_id": custom_id, "component_type": 2});
         let message = message_json(message_id, channel, user(BOT_ID, true), "…");
         let interaction = self.interaction(3, channel, in_server, user_id, data, Some(message));
@@ -266,7 +280,14 @@ impl FakeDiscord {
     }
 
     /// The contact form submitted with `fields` (custom id, value).
-    pub fn submit_form(&self, channel: u64, in_server: bool, user_id: u64, custom_id: &str, fields: &[(&str, &str)]) -> u64 {
+    pub fn submit_form(
+        &self,
+        channel: u64,
+        in_server: bool,
+        user_id: u64,
+        custom_id: &str,
+        fields: &[(&str, &str)],
+    ) -> u64 {
         let rows: Vec<Value> = fields
             .iter()
             .map(|(id, value)| json!({"type": 1, "components": [{"type": 4, "custom_id": id, "value": value}]}))
@@ -278,11 +299,26 @@ impl FakeDiscord {
 
     /// An interaction's payload as Discord would post it to an endpoint (registered, so the
     /// bot can respond and follow up), without dispatching it on the gateway.
-    pub fn interaction_payload(&self, kind: u64, channel: u64, in_server: bool, user_id: u64, data: Value) -> Value {
+    pub fn interaction_payload(
+        &self,
+        kind: u64,
+        channel: u64,
+        in_server: bool,
+        user_id: u64,
+        data: Value,
+    ) -> Value {
         self.interaction(kind, channel, in_server, user_id, data, None)
     }
 
-    fn interaction(&self, kind: u64, channel: u64, in_server: bool, user_id: u64, data: Value, message: Option<Value>) -> Value {
+    fn interaction(
+        &self,
+        kind: u64,
+        channel: u64,
+        in_server: bool,
+        user_id: u64,
+        data: Value,
+        message: Option<Value>,
+    ) -> Value {
         let id = self.next_id();
         let token = format!("interaction-token-{id}");
         self.state().interactions.insert(
@@ -318,7 +354,10 @@ impl FakeDiscord {
     }
 
     fn dispatch_interaction(&self, interaction: Value) -> u64 {
-        let id = interaction["id"].as_str().and_then(|id| id.parse().ok()).unwrap_or(0);
+        let id = interaction["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .unwrap_or(0);
         self.dispatch("INTERACTION_CREATE", interaction);
         id
     }
@@ -371,7 +410,11 @@ impl FakeDiscord {
 
     /// The next call of `endpoint` gets `fault`.
     pub fn fail_next(&self, endpoint: Endpoint, fault: Fault) {
-        self.state().faults.entry(endpoint).or_default().push_back(fault);
+        self.state()
+            .faults
+            .entry(endpoint)
+            .or_default()
+            .push_back(fault);
     }
 
     /// Every message posted, in order.
@@ -401,7 +444,10 @@ impl FakeDiscord {
 
     /// The bot's response to interaction `id`.
     pub fn response_to(&self, id: u64) -> Option<Value> {
-        self.state().interactions.get(&id).and_then(|pending| pending.response.clone())
+        self.state()
+            .interactions
+            .get(&id)
+            .and_then(|pending| pending.response.clone())
     }
 
     /// Records the bot's response to interaction `id` given as the HTTP answer of an
@@ -419,7 +465,11 @@ impl FakeDiscord {
     }
 
     /// Waits until `condition` holds or `deadline` passes; returns whether it held.
-    pub async fn wait_until(&self, deadline: Duration, condition: impl Fn(&FakeDiscord) -> bool) -> bool {
+    pub async fn wait_until(
+        &self,
+        deadline: Duration,
+        condition: impl Fn(&FakeDiscord) -> bool,
+    ) -> bool {
         let until = tokio::time::Instant::now() + deadline;
         loop {
             let changed = self.shared.changed.notified();
@@ -428,7 +478,9 @@ impl FakeDiscord {
             }
             // A timer too: some conditions depend on the store, which does not wake us.
             let tick = tokio::time::Instant::now() + Duration::from_millis(50);
-            if tokio::time::timeout_at(until.min(tick), changed).await.is_err()
+            if tokio::time::timeout_at(until.min(tick), changed)
+                .await
+                .is_err()
                 && tokio::time::Instant::now() >= until
             {
                 return condition(self);
@@ -466,7 +518,11 @@ fn message_json(id: u64, channel: u64, author: Value, content: &str) -> Value {
 /// Discord's error body.
 fn error(status: u16, code: i64, message: &str) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, axum::Json(json!({"message": message, "code": code}))).into_response()
+    (
+        status,
+        axum::Json(json!({"message": message, "code": code})),
+    )
+        .into_response()
 }
 
 fn too_many(retry_after: f64, global: bool) -> Response {
@@ -477,8 +533,14 @@ fn too_many(retry_after: f64, global: bool) -> Response {
         .into_response();
     let headers = response.headers_mut();
     let whole = retry_after.ceil().max(0.0).to_string();
-    headers.insert("retry-after", HeaderValue::from_str(&whole).unwrap_or(HeaderValue::from_static("1")));
-    headers.insert("x-ratelimit-scope", HeaderValue::from_static(if global { "global" } else { "user" }));
+    headers.insert(
+        "retry-after",
+        HeaderValue::from_str(&whole).unwrap_or(HeaderValue::from_static("1")),
+    );
+    headers.insert(
+        "x-ratelimit-scope",
+        HeaderValue::from_static(if global { "global" } else { "user" }),
+    );
     if global {
         headers.insert("x-ratelimit-global", HeaderValue::from_static("true"));
     }
@@ -497,7 +559,15 @@ async fn rest_call(
     } else {
         match serde_json::from_slice(&body) {
             Ok(body) => body,
-            Err(_) => return record(&shared, &method, &path, Value::Null, error(400, 50109, "The request body contains invalid JSON.")),
+            Err(_) => {
+                return record(
+                    &shared,
+                    &method,
+                    &path,
+                    Value::Null,
+                    error(400, 50109, "The request body contains invalid JSON."),
+                )
+            }
         }
     };
     let authorized = headers
@@ -512,7 +582,13 @@ async fn rest_call(
     record(&shared, &method, &path, body, response)
 }
 
-fn record(shared: &Shared, method: &Method, path: &str, body: Value, response: Response) -> Response {
+fn record(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    body: Value,
+    response: Response,
+) -> Response {
     let mut state = lock(shared);
     if response.status() == StatusCode::TOO_MANY_REQUESTS {
         state.rate_limited += 1;
@@ -633,8 +709,15 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &Value) -> Response
 
 fn take_fault(state: &mut State, endpoint: Endpoint) -> Option<Response> {
     match state.faults.get_mut(&endpoint)?.pop_front()? {
-        Fault::RateLimited { retry_after, global } => Some(too_many(retry_after, global)),
-        Fault::Error { status, code, message } => Some(error(status, code, &message)),
+        Fault::RateLimited {
+            retry_after,
+            global,
+        } => Some(too_many(retry_after, global)),
+        Fault::Error {
+            status,
+            code,
+            message,
+        } => Some(error(status, code, &message)),
     }
 }
 
@@ -646,24 +729,46 @@ fn validate(body: &Value) -> Result<(), Response> {
         return Err(error(400, 50006, "Cannot send an empty message"));
     }
     if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(error(400, 50035, "Invalid Form Body: content: Must be 2000 or fewer in length."));
+        return Err(error(
+            400,
+            50035,
+            "Invalid Form Body: content: Must be 2000 or fewer in length.",
+        ));
     }
     if rows.len() > 5 {
-        return Err(error(400, 50035, "Invalid Form Body: components: Must be 5 or fewer in length."));
+        return Err(error(
+            400,
+            50035,
+            "Invalid Form Body: components: Must be 5 or fewer in length.",
+        ));
     }
     let mut ids = HashSet::new();
     for row in &rows {
         let buttons = row["components"].as_array().cloned().unwrap_or_default();
         if row["type"] != 1 || buttons.is_empty() || buttons.len() > 5 {
-            return Err(error(400, 50035, "Invalid Form Body: components: an action row holds 1 to 5 components."));
+            return Err(error(
+                400,
+                50035,
+                "Invalid Form Body: components: an action row holds 1 to 5 components.",
+            ));
         }
         for button in buttons {
             let id = button["custom_id"].as_str().unwrap_or("");
-            if id.is_empty() || id.chars().count() > MAX_CUSTOM_ID_CHARS || !ids.insert(id.to_owned()) {
+            if id.is_empty()
+                || id.chars().count() > MAX_CUSTOM_ID_CHARS
+                || !ids.insert(id.to_owned())
+            {
                 return Err(error(400, 50035, "Invalid Form Body: custom_id: must be 1 to 100 characters, unique in the message."));
             }
-            if button["label"].as_str().is_some_and(|label| label.chars().count() > 80) {
-                return Err(error(400, 50035, "Invalid Form Body: label: Must be 80 or fewer in length."));
+            if button["label"]
+                .as_str()
+                .is_some_and(|label| label.chars().count() > 80)
+            {
+                return Err(error(
+                    400,
+                    50035,
+                    "Invalid Form Body: label: Must be 80 or fewer in length.",
+                ));
             }
         }
     }
@@ -728,7 +833,8 @@ async fn gateway_connection(
         state.gateway.next_connection += 1;
         state.gateway.next_connection
     };
-    let hello = json!({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": null, "t": null});
+    let hello =
+        json!({"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": null, "t": null});
     if write.send(Frame::Text(hello.to_string())).await.is_err() {
         return;
     }
@@ -766,14 +872,24 @@ async fn gateway_connection(
         }
     }
     let mut state = lock(&shared);
-    if state.gateway.live.as_ref().is_some_and(|(live, _)| *live == connection) {
+    if state
+        .gateway
+        .live
+        .as_ref()
+        .is_some_and(|(live, _)| *live == connection)
+    {
         state.gateway.live = None;
     }
     drop(state);
     shared.changed.notify_waiters();
 }
 
-fn gateway_op(shared: &Shared, connection: u64, outbox: &mpsc::UnboundedSender<String>, payload: &Value) {
+fn gateway_op(
+    shared: &Shared,
+    connection: u64,
+    outbox: &mpsc::UnboundedSender<String>,
+    payload: &Value,
+) {
     let mut state = lock(shared);
     let gateway_url = state.gateway_url.clone();
     let gateway = &mut state.gateway;
@@ -808,7 +924,10 @@ fn gateway_op(shared: &Shared, connection: u64, outbox: &mpsc::UnboundedSender<S
             }
             gateway.resumes += 1;
             let seen = payload["d"]["seq"].as_u64().unwrap_or(0);
-            let from = gateway.replay_from.take().map_or(seen + 1, |replay| replay.min(seen + 1));
+            let from = gateway
+                .replay_from
+                .take()
+                .map_or(seen + 1, |replay| replay.min(seen + 1));
             for (seq, frame) in &gateway.log {
                 if *seq >= from {
                     let _ = outbox.send(frame.to_string());

@@ -130,7 +130,11 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     let (prospect, chat) = (4001, format!("{SALES_CHANNEL}:4001"));
 
     let commands = fake.commands();
-    assert_eq!(commands.len(), 1, "one bulk overwrite of the global commands");
+    assert_eq!(
+        commands.len(),
+        1,
+        "one bulk overwrite of the global commands"
+    );
     let names: Vec<&str> = commands[0]
         .1
         .as_array()
@@ -142,9 +146,19 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
 
     // Chatter elsewhere and the bot's own messages are not for the assistant.
     fake.send_message(GENERAL_CHANNEL, true, 4002, "anyone up for lunch?");
-    fake.send_message(SALES_CHANNEL, true, closer_tests::fake_discord::BOT_ID, "my own words");
+    fake.send_message(
+        SALES_CHANNEL,
+        true,
+        closer_tests::fake_discord::BOT_ID,
+        "my own words",
+    );
 
-    fake.send_message(SALES_CHANNEL, true, prospect, "сколько стоит ваш самый дешевый тариф?");
+    fake.send_message(
+        SALES_CHANNEL,
+        true,
+        prospect,
+        "сколько стоит ваш самый дешевый тариф?",
+    );
     let answer = replies_after(&fake, &pool, SALES_CHANNEL, &chat, 0).await;
     assert!(
         answer[0].content.starts_with("<@4001> "),
@@ -152,18 +166,36 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     );
     assert_eq!(answer[0].allowed_mentions["users"], json!(["4001"]));
     assert!(
-        answer.iter().any(|sent| sent.content.contains("-# 📄 Источник")),
+        answer
+            .iter()
+            .any(|sent| sent.content.contains("-# 📄 Источник")),
         "an answer cites its documents compactly: {answer:#?}"
     );
     assert_eq!(
-        count(&pool, "select count(*) from messages where direction = 'in'").await,
+        count(
+            &pool,
+            "select count(*) from messages where direction = 'in'"
+        )
+        .await,
         1,
         "only the prospect's question was taken in"
     );
 
     // Mentioned in another channel: answered there, the mention stripped.
-    fake.send_message(GENERAL_CHANNEL, true, 4002, "<@1001> what is the price of the cheapest plan?");
-    let mentioned = replies_after(&fake, &pool, GENERAL_CHANNEL, &format!("{GENERAL_CHANNEL}:4002"), 0).await;
+    fake.send_message(
+        GENERAL_CHANNEL,
+        true,
+        4002,
+        "<@1001> what is the price of the cheapest plan?",
+    );
+    let mentioned = replies_after(
+        &fake,
+        &pool,
+        GENERAL_CHANNEL,
+        &format!("{GENERAL_CHANNEL}:4002"),
+        0,
+    )
+    .await;
     assert!(mentioned[0].content.starts_with("<@4002> "));
     let text: String = sqlx::query_scalar(
         "select text from messages where direction = 'in' order by id desc limit 1",
@@ -176,7 +208,8 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     // `/contact` opens the form; submitting it makes the lead.
     let command = fake.slash_command(SALES_CHANNEL, true, prospect, "contact", json!([]));
     assert!(
-        fake.wait_until(DEADLINE, |fake| fake.response_to(command).is_some()).await,
+        fake.wait_until(DEADLINE, |fake| fake.response_to(command).is_some())
+            .await,
         "the command is answered"
     );
     let form = fake.response_to(command).expect("a response");
@@ -189,10 +222,18 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
         true,
         prospect,
         "closer:contact:form",
-        &[("name", "Иван Петров"), ("phone", "+7 903 123-45-67"), ("email", "ivan@example.com")],
+        &[
+            ("name", "Иван Петров"),
+            ("phone", "+7 903 123-45-67"),
+            ("email", "ivan@example.com"),
+        ],
     );
     let confirmed = replies_after(&fake, &pool, SALES_CHANNEL, &chat, sent).await;
-    assert_eq!(fake.response_to(submitted).expect("a response")["type"], 5, "deferred");
+    assert_eq!(
+        fake.response_to(submitted).expect("a response")["type"],
+        5,
+        "deferred"
+    );
     let token = format!("interaction-token-{submitted}");
     assert_eq!(
         confirmed[0].followup_of.as_deref(),
@@ -210,8 +251,14 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
         .expect("the store answers")
         .expect("the form makes the lead");
     let contact = &lead.details.contact;
-    assert_eq!(contact.phone.as_ref().map(|phone| phone.as_str()), Some("+79031234567"));
-    assert_eq!(contact.email.as_ref().map(|email| email.as_str()), Some("ivan@example.com"));
+    assert_eq!(
+        contact.phone.as_ref().map(|phone| phone.as_str()),
+        Some("+79031234567")
+    );
+    assert_eq!(
+        contact.email.as_ref().map(|email| email.as_str()),
+        Some("ivan@example.com")
+    );
     assert_eq!(contact.name.as_deref(), Some("Иван Петров"));
 
     // The rating: five buttons; pressing 5 records it.
@@ -224,7 +271,13 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     let press = fake.press_button(SALES_CHANNEL, true, prospect, rating.id, "rate:5");
     replies_after(&fake, &pool, SALES_CHANNEL, &chat, sent).await;
     assert_eq!(fake.response_to(press).expect("a response")["type"], 6);
-    assert_eq!(store.rating(conversation.id).await.expect("the store answers"), Some(5));
+    assert_eq!(
+        store
+            .rating(conversation.id)
+            .await
+            .expect("the store answers"),
+        Some(5)
+    );
 
     // The form sent again changes nothing: one lead.
     let again = fake.submit_form(
@@ -235,10 +288,21 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
         &[("phone", "+7 903 123-45-67")],
     );
     let sent = fake.sent_to(SALES_CHANNEL).len();
-    assert!(fake.wait_until(DEADLINE, |fake| fake.response_to(again).is_some()).await);
+    assert!(
+        fake.wait_until(DEADLINE, |fake| fake.response_to(again).is_some())
+            .await
+    );
     replies_after(&fake, &pool, SALES_CHANNEL, &chat, sent).await;
-    assert_eq!(count(&pool, "select count(*) from leads").await, 1, "the lead is created once");
-    assert_eq!(fake.rate_limited(), 0, "the pacing kept within the channel's bucket");
+    assert_eq!(
+        count(&pool, "select count(*) from leads").await,
+        1,
+        "the lead is created once"
+    );
+    assert_eq!(
+        fake.rate_limited(),
+        0,
+        "the pacing kept within the channel's bucket"
+    );
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -248,7 +312,12 @@ async fn a_resume_replaying_a_message_answers_it_once_and_loses_nothing(pool: Pg
     let (dm, prospect) = (5001, 4001);
     let chat = dm.to_string();
 
-    fake.send_message(dm, false, prospect, "Здравствуйте! Сколько стоит тариф Старт?");
+    fake.send_message(
+        dm,
+        false,
+        prospect,
+        "Здравствуйте! Сколько стоит тариф Старт?",
+    );
     let seen = fake.last_sequence();
     let first = replies_after(&fake, &pool, dm, &chat, 0).await;
     assert!(!first.is_empty());
@@ -259,15 +328,24 @@ async fn a_resume_replaying_a_message_answers_it_once_and_loses_nothing(pool: Pg
     fake.request_reconnect();
     fake.send_message(dm, false, prospect, "А есть пробный период?");
     assert!(
-        fake.wait_until(DEADLINE, |fake| fake.gateway_counts().1 == 1 && fake.connected()).await,
+        fake.wait_until(DEADLINE, |fake| fake.gateway_counts().1 == 1
+            && fake.connected())
+            .await,
         "the client resumes"
     );
     let sent = first.len();
     let second = replies_after(&fake, &pool, dm, &chat, sent).await;
-    assert!(!second.is_empty(), "the message sent during the reconnect is answered");
+    assert!(
+        !second.is_empty(),
+        "the message sent during the reconnect is answered"
+    );
     assert_eq!(fake.gateway_counts().0, 1, "resumed, not identified again");
     assert_eq!(
-        count(&pool, "select count(*) from messages where direction = 'in'").await,
+        count(
+            &pool,
+            "select count(*) from messages where direction = 'in'"
+        )
+        .await,
         2,
         "the replayed message is not taken in twice"
     );
@@ -306,12 +384,17 @@ async fn a_429_is_honoured_and_the_order_kept(pool: PgPool) {
             global: true,
         },
     );
-    for question in ["Сколько стоит тариф Старт?", "А есть пробный период?", "Как подключить?"] {
+    for question in [
+        "Сколько стоит тариф Старт?",
+        "А есть пробный период?",
+        "Как подключить?",
+    ] {
         fake.send_message(dm, false, prospect, question);
     }
     let store = Store::from_pool(pool.clone());
     assert!(
-        fake.wait_until(DEADLINE, |fake| fake.sent_to(dm).len() >= 3).await,
+        fake.wait_until(DEADLINE, |fake| fake.sent_to(dm).len() >= 3)
+            .await,
         "the replies arrive"
     );
     let deadline = tokio::time::Instant::now() + DEADLINE;
@@ -327,7 +410,15 @@ async fn a_429_is_honoured_and_the_order_kept(pool: PgPool) {
     }
     let sent = replies_after(&fake, &pool, dm, &chat, 0).await;
     assert_eq!(fake.rate_limited(), 2);
-    assert_eq!(running.discord.sender().stats().rate_limited.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(
+        running
+            .discord
+            .sender()
+            .stats()
+            .rate_limited
+            .load(std::sync::atomic::Ordering::Relaxed),
+        2
+    );
 
     // The retry waited out both 429s: 0.4 s, then 0.3 s more.
     let calls = fake.calls();
@@ -357,7 +448,11 @@ async fn a_429_is_honoured_and_the_order_kept(pool: PgPool) {
         .filter(|line| line.direction == closer_store::Direction::Out)
         .map(|line| line.text)
         .collect();
-    assert_eq!(replies.len(), sent.len(), "one message per reply: {sent:#?}");
+    assert_eq!(
+        replies.len(),
+        sent.len(),
+        "one message per reply: {sent:#?}"
+    );
     for (reply, message) in replies.iter().zip(&sent) {
         let first_words: String = reply.chars().take(20).collect();
         let shown = message.content.replace('\\', "");
@@ -419,30 +514,59 @@ async fn the_interactions_endpoint_checks_signatures_and_their_age_and_defers(po
     };
 
     let ping = json!({"id": "1", "application_id": APPLICATION_ID.to_string(), "type": 1,
-                      "token": "t", "version": 1}).to_string();
+                      "token": "t", "version": 1})
+    .to_string();
     let (signature, timestamp) = signed(&key, now(), &ping);
-    let pong = post(ping.clone(), signature, timestamp).await.expect("answers");
+    let pong = post(ping.clone(), signature, timestamp)
+        .await
+        .expect("answers");
     assert_eq!(pong.status(), 200);
     assert_eq!(pong.json::<Value>().await.expect("JSON")["type"], 1);
 
     // A bad signature, a signature of another body, an old and a future timestamp: 401.
     let stranger = SigningKey::from_bytes(&[8u8; 32]);
     let (forged, timestamp) = signed(&stranger, now(), &ping);
-    assert_eq!(post(ping.clone(), forged, timestamp).await.expect("answers").status(), 401);
+    assert_eq!(
+        post(ping.clone(), forged, timestamp)
+            .await
+            .expect("answers")
+            .status(),
+        401
+    );
     let (other, timestamp) = signed(&key, now(), "{}");
-    assert_eq!(post(ping.clone(), other, timestamp).await.expect("answers").status(), 401);
+    assert_eq!(
+        post(ping.clone(), other, timestamp)
+            .await
+            .expect("answers")
+            .status(),
+        401
+    );
     for skew in [-301, 301] {
         let (signature, timestamp) = signed(&key, now() + skew, &ping);
         assert_eq!(
-            post(ping.clone(), signature, timestamp).await.expect("answers").status(),
+            post(ping.clone(), signature, timestamp)
+                .await
+                .expect("answers")
+                .status(),
             401,
             "a timestamp {skew} s away"
         );
     }
-    let missing = client.post(&url).body(ping.clone()).send().await.expect("answers");
+    let missing = client
+        .post(&url)
+        .body(ping.clone())
+        .send()
+        .await
+        .expect("answers");
     assert_eq!(missing.status(), 401);
     let (signature, timestamp) = signed(&key, now(), "not json");
-    assert_eq!(post("not json".to_owned(), signature, timestamp).await.expect("answers").status(), 400);
+    assert_eq!(
+        post("not json".to_owned(), signature, timestamp)
+            .await
+            .expect("answers")
+            .status(),
+        400
+    );
 
     // `/ask` in a direct message: deferred at once, the answer follows up.
     let dm = 5003;
@@ -460,7 +584,10 @@ async fn the_interactions_endpoint_checks_signatures_and_their_age_and_defers(po
     assert_eq!(deferred.status(), 200);
     let response: Value = deferred.json().await.expect("JSON");
     assert_eq!(response["type"], 5);
-    let id = ask["id"].as_str().and_then(|id| id.parse().ok()).expect("an id");
+    let id = ask["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an id");
     fake.record_response(id, response);
     let answer = replies_after(&fake, &pool, dm, &dm.to_string(), 0).await;
     let token = ask["token"].as_str().expect("a token");
@@ -471,9 +598,52 @@ async fn the_interactions_endpoint_checks_signatures_and_their_age_and_defers(po
         "the answer follows up the command: {answer:#?}"
     );
     assert_eq!(
-        count(&pool, "select count(*) from messages where direction = 'in'").await,
+        count(
+            &pool,
+            "select count(*) from messages where direction = 'in'"
+        )
+        .await,
         1,
         "refused calls are never processed"
     );
     drop(stop);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_salespersons_words_reach_a_discord_prospect_during_a_takeover(pool: PgPool) {
+    let fake = FakeDiscord::start().await;
+    let running = start(pool.clone(), &fake, Interactions::Gateway).await;
+    let (prospect, chat) = (4005, format!("{SALES_CHANNEL}:4005"));
+    fake.send_message(SALES_CHANNEL, true, prospect, "Сколько стоит тариф?");
+    let before = replies_after(&fake, &pool, SALES_CHANNEL, &chat, 0)
+        .await
+        .len();
+
+    let engine = running.discord.engine().clone();
+    let conversation = engine
+        .store()
+        .conversation_by_chat(Channel::Discord, &chat)
+        .await
+        .expect("the store answers")
+        .expect("the conversation exists")
+        .id;
+    assert!(engine
+        .take_over(conversation, "Anna")
+        .await
+        .expect("taken over"));
+    for _ in 0..2 {
+        engine
+            .send_as_person(
+                conversation,
+                "slack-ts-1",
+                "Anna",
+                "Здравствуйте! Я Анна, менеджер.",
+            )
+            .await
+            .expect("stored")
+            .expect("the conversation exists");
+    }
+    let person = replies_after(&fake, &pool, SALES_CHANNEL, &chat, before).await;
+    assert_eq!(person.len(), 1, "delivered once: {person:#?}");
+    assert_eq!(person[0].content, "<@4005> Здравствуйте! Я Анна, менеджер.");
 }

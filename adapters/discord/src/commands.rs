@@ -36,9 +36,13 @@ pub(crate) fn definitions() -> Value {
 pub(crate) fn response_body(response: &Response) -> Value {
     let response = match response {
         Response::Pong => CreateInteractionResponse::Pong,
-        Response::DeferReply => CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new()),
+        Response::DeferReply => {
+            CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new())
+        }
         Response::Acknowledge => CreateInteractionResponse::Acknowledge,
-        Response::ContactForm { russian } => CreateInteractionResponse::Modal(contact_form(*russian)),
+        Response::ContactForm { russian } => {
+            CreateInteractionResponse::Modal(contact_form(*russian))
+        }
         Response::Notice(text) => CreateInteractionResponse::Message(
             CreateInteractionResponseMessage::new()
                 .content(*text)
@@ -52,7 +56,12 @@ fn contact_form(russian: bool) -> CreateModal {
     let (title, name, phone, email) = if russian {
         ("Контакты для отдела продаж", "Имя", "Телефон", "E-mail")
     } else {
-        ("Contact details for our sales team", "Name", "Phone", "E-mail")
+        (
+            "Contact details for our sales team",
+            "Name",
+            "Phone",
+            "E-mail",
+        )
     };
     let field = |label: &str, id: &str, max: u16| {
         CreateActionRow::InputText(
@@ -81,9 +90,12 @@ mod tests {
 
     #[test]
     fn responses_defer_acknowledge_answer_a_ping_and_open_the_form() {
-        expect![[r#"{"data":{"attachments":[]},"type":5}"#]].assert_eq(&response_body(&Response::DeferReply).to_string());
-        expect![[r#"{"data":null,"type":6}"#]].assert_eq(&response_body(&Response::Acknowledge).to_string());
-        expect![[r#"{"data":null,"type":1}"#]].assert_eq(&response_body(&Response::Pong).to_string());
+        expect![[r#"{"data":{"attachments":[]},"type":5}"#]]
+            .assert_eq(&response_body(&Response::DeferReply).to_string());
+        expect![[r#"{"data":null,"type":6}"#]]
+            .assert_eq(&response_body(&Response::Acknowledge).to_string());
+        expect![[r#"{"data":null,"type":1}"#]]
+            .assert_eq(&response_body(&Response::Pong).to_string());
         expect![[r#"{"data":{"attachments":[],"content":"No.","flags":64},"type":4}"#]]
             .assert_eq(&response_body(&Response::Notice("No.")).to_string());
         expect![[r#"{"data":{"components":[{"components":[{"custom_id":"name","label":"Имя","max_length":100,"required":false,"style":1,"type":4}],"type":1},{"components":[{"custom_id":"phone","label":"Телефон","max_length":40,"required":false,"style":1,"type":4}],"type":1},{"components":[{"custom_id":"email","label":"E-mail","max_length":254,"required":false,"style":1,"type":4}],"type":1}],"custom_id":"closer:contact:form","title":"Контакты для отдела продаж"},"type":9}"#]]

@@ -67,7 +67,10 @@ pub fn translate_message(message: &Message, me: &Identity, scope: &Scope) -> Tra
     if message.author.bot || message.author.id.get() == me.id || message.webhook_id.is_some() {
         return Translated::Ignored("a message from a bot or a webhook");
     }
-    if !matches!(message.kind, MessageType::Regular | MessageType::InlineReply) {
+    if !matches!(
+        message.kind,
+        MessageType::Regular | MessageType::InlineReply
+    ) {
         return Translated::Ignored("a system message");
     }
     let channel_id = message.channel_id.get();
@@ -420,7 +423,12 @@ mod tests {
             translate_message(&elsewhere, &me(), &scope()),
             Translated::Ignored(_)
         ));
-        let mentioned = message(3002, Some(9), prospect.clone(), "<@1001>  what is the price?");
+        let mentioned = message(
+            3002,
+            Some(9),
+            prospect.clone(),
+            "<@1001>  what is the price?",
+        );
         assert_eq!(
             text_of(&translate_message(&mentioned, &me(), &scope())),
             Some(("3002:4001", "what is the price?"))
@@ -452,8 +460,10 @@ mod tests {
     #[test]
     fn a_bare_mention_is_a_greeting_and_the_message_id_is_the_key() {
         let hello = message(3002, Some(9), user(4001, false), "<@1001>");
-        let Translated::Inbound { message, channel_id } =
-            translate_message(&hello, &me(), &scope())
+        let Translated::Inbound {
+            message,
+            channel_id,
+        } = translate_message(&hello, &me(), &scope())
         else {
             panic!("a mention is for the bot");
         };

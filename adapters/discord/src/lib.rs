@@ -37,8 +37,7 @@ use closer_model::InboundMessage;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use serenity::all::{
-    ApplicationId, Context, EventHandler, GatewayIntents, Interaction, Message, Ready,
-    ResumedEvent,
+    ApplicationId, Context, EventHandler, GatewayIntents, Interaction, Message, Ready, ResumedEvent,
 };
 use serenity::http::HttpBuilder;
 use serenity::interactions_endpoint::Verifier;
@@ -214,6 +213,19 @@ impl Discord {
             let sender = self.inner.sender.clone();
             tokio::spawn(async move { sender.sweep_every(Duration::from_secs(60)).await })
         };
+        // What a salesperson writes during a takeover (from Slack, the console) is pending in
+        // the store for this conversation: deliver it like any reply.
+        let follower = {
+            let sender = self.inner.sender.clone();
+            let store = self.inner.engine.store().clone();
+            tokio::spawn(async move {
+                store
+                    .follow_person_messages(closer_model::Channel::Discord, |chat| {
+                        sender.kick(chat)
+                    })
+                    .await;
+            })
+        };
         let config = &self.inner.config;
         let mut http = HttpBuilder::new(config.token.expose_secret())
             .application_id(ApplicationId::new(config.application_id.max(1)));
@@ -244,7 +256,13 @@ impl Discord {
             Err(error) => Err(DiscordError::Gateway(error.to_string())),
         };
         sweeper.abort();
+        follower.abort();
         result
+    }
+
+    /// The engine this adapter hands its messages to.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
     /// Handles one message from the gateway: translate, commit through the engine, then let
@@ -339,11 +357,7 @@ impl EventHandler for Gateway {
 /// The interactions endpoint: the signature and its age checked first (401 otherwise, and
 /// nothing processed), PING answered with PONG, and anything that needs the engine deferred
 /// at once, its replies following as follow-up messages.
-async fn endpoint(
-    State(discord): State<Discord>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> HttpResponse {
+async fn endpoint(State(discord): State<Discord>, headers: HeaderMap, body: Bytes) -> HttpResponse {
     let Interactions::Endpoint { max_age, .. } = &discord.inner.config.interactions else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
     };

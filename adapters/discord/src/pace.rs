@@ -155,7 +155,10 @@ mod tests {
             .filter(|_| pacer.per_channel.check_key(&42).is_ok())
             .count();
         assert_eq!(allowed, 5);
-        assert!(pacer.per_channel.check_key(&43).is_ok(), "another channel is not held");
+        assert!(
+            pacer.per_channel.check_key(&43).is_ok(),
+            "another channel is not held"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -45,7 +45,9 @@ pub fn render(reply: &Reply, mention: Option<u64>) -> Vec<Outgoing> {
 
 fn render_with_limit(reply: &Reply, mention: Option<u64>, limit: usize) -> Vec<Outgoing> {
     let lang = Lang::detect(&reply.text).unwrap_or(Lang::Ru);
-    let prefix = mention.map(|user| format!("<@{user}> ")).unwrap_or_default();
+    let prefix = mention
+        .map(|user| format!("<@{user}> "))
+        .unwrap_or_default();
     let mut parts: Vec<String> = split(&escape(reply.text.trim()), limit - char_len(&prefix));
     if let Some(first) = parts.first_mut() {
         first.insert_str(0, &prefix);
@@ -338,7 +340,10 @@ mod tests {
         for (index, part) in parts.iter().enumerate() {
             assert!(char_len(part.content()) <= 400);
             assert!(part.content().trim_end().ends_with("Word"));
-            assert_eq!(part.body.get("components").is_some(), index == parts.len() - 1);
+            assert_eq!(
+                part.body.get("components").is_some(),
+                index == parts.len() - 1
+            );
         }
         assert!(parts[0].content().starts_with("<@4001> Word"));
         assert!(parts[1].content().starts_with("Word"));
@@ -353,7 +358,10 @@ mod tests {
             .all(|part| char_len(part.content()) <= MAX_MESSAGE_CHARS));
         // 1,999 letters then stars: the 2,000th character is an escaping backslash, which
         // must move to the next part together with its star.
-        let parts = render(&reply(&format!("{}{}", "a".repeat(1999), "*".repeat(10))), None);
+        let parts = render(
+            &reply(&format!("{}{}", "a".repeat(1999), "*".repeat(10))),
+            None,
+        );
         assert_eq!(char_len(parts[0].content()), 1999);
         assert!(parts[1].content().starts_with("\\*"));
     }

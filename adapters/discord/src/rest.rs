@@ -36,8 +36,13 @@ impl RestError {
     /// Discord's JSON error codes for an interaction or its webhook that no longer exists
     /// (its 15 minutes are over, or it was never acknowledged).
     pub fn is_unknown_interaction(&self) -> bool {
-        matches!(self, RestError::Rejected { code: 10015 | 10062, .. })
-            || matches!(self, RestError::Rejected { status: 404, .. })
+        matches!(
+            self,
+            RestError::Rejected {
+                code: 10015 | 10062,
+                ..
+            }
+        ) || matches!(self, RestError::Rejected { status: 404, .. })
     }
 }
 
@@ -167,7 +172,9 @@ impl Rest {
                 self.authorization.expose_secret(),
                 self.proxy.as_deref(),
             )
-            .map_err(|error| RestError::Unavailable(format!("the request cannot be built: {error}")))?;
+            .map_err(|error| {
+                RestError::Unavailable(format!("the request cannot be built: {error}"))
+            })?;
         let response = request
             .send()
             .await
@@ -180,7 +187,8 @@ impl Rest {
             .map_err(|error| RestError::Unavailable(error.without_url().to_string()))?;
         let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status.is_success() {
-            let exhausted = header(&headers, "x-ratelimit-remaining").is_some_and(|left| left <= 0.0);
+            let exhausted =
+                header(&headers, "x-ratelimit-remaining").is_some_and(|left| left <= 0.0);
             let exhausted_for = exhausted
                 .then(|| header(&headers, "x-ratelimit-reset-after"))
                 .flatten()
@@ -207,7 +215,10 @@ impl Rest {
                     .get("x-ratelimit-scope")
                     .and_then(|value| value.to_str().ok())
                     == Some("global");
-            return Err(RestError::RateLimited { retry_after, global });
+            return Err(RestError::RateLimited {
+                retry_after,
+                global,
+            });
         }
         if status.is_server_error() {
             return Err(RestError::Unavailable(format!("HTTP {status}")));

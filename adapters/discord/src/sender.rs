@@ -139,7 +139,10 @@ impl Sender {
             {
                 Ok(chats) => {
                     if !chats.is_empty() {
-                        tracing::info!(chats = chats.len(), "resuming Discord replies left pending");
+                        tracing::info!(
+                            chats = chats.len(),
+                            "resuming Discord replies left pending"
+                        );
                     }
                     for chat in chats {
                         self.kick(&chat);
@@ -194,7 +197,10 @@ impl Sender {
                 }
                 active.remove(&chat_id);
                 let mut followups = lock(&self.inner.followups);
-                if followups.get(&chat_id).is_some_and(|followup| followup.used) {
+                if followups
+                    .get(&chat_id)
+                    .is_some_and(|followup| followup.used)
+                {
                     followups.remove(&chat_id);
                 }
                 return;
@@ -216,7 +222,8 @@ impl Sender {
     /// Sends one reply (one or more messages) and records the outcome.
     async fn deliver(&self, pending: PendingReply, first: &mut bool) {
         let Some((channel, user)) = destination(&pending.chat_id) else {
-            self.give_up(&pending, "not a Discord conversation id").await;
+            self.give_up(&pending, "not a Discord conversation id")
+                .await;
             return;
         };
         let mut sent_ids = Vec::new();
@@ -238,12 +245,17 @@ impl Sender {
                             self.inner.pacer.pause_channel(channel, wait);
                         }
                         if token.is_some() {
-                            if let Some(followup) = lock(&self.inner.followups).get_mut(&pending.chat_id) {
+                            if let Some(followup) =
+                                lock(&self.inner.followups).get_mut(&pending.chat_id)
+                            {
                                 followup.used = true;
                             }
                         }
                         *first = false;
-                        self.inner.stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+                        self.inner
+                            .stats
+                            .messages_sent
+                            .fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("closer_messages_sent_total", "channel" => "discord")
                             .increment(1);
                         let id = answer
@@ -254,15 +266,26 @@ impl Sender {
                         sent_ids.push(id.to_owned());
                         break;
                     }
-                    Err(RestError::RateLimited { retry_after, global }) => {
-                        self.inner.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    Err(RestError::RateLimited {
+                        retry_after,
+                        global,
+                    }) => {
+                        self.inner
+                            .stats
+                            .rate_limited
+                            .fetch_add(1, Ordering::Relaxed);
                         metrics::counter!(
                             "closer_rate_limited_total",
                             "channel" => "discord",
                             "scope" => if global { "global" } else { "channel" }
                         )
                         .increment(1);
-                        tracing::warn!(channel, wait_ms = retry_after.as_millis() as u64, global, "Discord asks to slow down");
+                        tracing::warn!(
+                            channel,
+                            wait_ms = retry_after.as_millis() as u64,
+                            global,
+                            "Discord asks to slow down"
+                        );
                         if global {
                             self.inner.pacer.pause_all(retry_after);
                         } else {

@@ -672,9 +672,9 @@ impl Config {
         else {
             return Ok(None);
         };
-        let application_id = section.application_id.context(
-            "discord.application_id must be set: the Developer Portal's Application ID",
-        )?;
+        let application_id = section
+            .application_id
+            .context("discord.application_id must be set: the Developer Portal's Application ID")?;
         let interactions = match section.interactions {
             DiscordInteractions::Gateway => closer_discord::Interactions::Gateway,
             DiscordInteractions::Endpoint => closer_discord::Interactions::Endpoint {
@@ -685,7 +685,10 @@ impl Config {
                 max_age: std::time::Duration::from_secs(section.max_signature_age_secs.max(1)),
             },
         };
-        if section.per_channel == 0 || section.channel_period_secs == 0 || section.global_per_second == 0 {
+        if section.per_channel == 0
+            || section.channel_period_secs == 0
+            || section.global_per_second == 0
+        {
             bail!("the discord limits (per_channel, channel_period_secs, global_per_second) must be at least 1");
         }
         Ok(Some(closer_discord::DiscordConfig {
@@ -892,12 +895,14 @@ when = { qualified = true, channels = ["telegram"] }
         assert_eq!(discord.application_id, 1_234_567_890_123_456_789);
         assert!(discord.scope.channels.contains(&3001));
         assert_eq!(discord.interactions, closer_discord::Interactions::Gateway);
-        let error = load_text("[discord]\ntoken = \"abc\"\napplication_id = 1\ninteractions = \"endpoint\"\n")
-            .unwrap()
-            .discord()
-            .err()
-            .unwrap()
-            .to_string();
+        let error = load_text(
+            "[discord]\ntoken = \"abc\"\napplication_id = 1\ninteractions = \"endpoint\"\n",
+        )
+        .unwrap()
+        .discord()
+        .err()
+        .unwrap()
+        .to_string();
         assert!(error.contains("public_key"), "{error}");
     }
 
