@@ -205,6 +205,21 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     .expect("the question is stored");
     assert_eq!(text, "what is the price of the cheapest plan?");
 
+    let sent = fake.sent_to(SALES_CHANNEL).len();
+    fake.send_message(
+        SALES_CHANNEL,
+        true,
+        prospect,
+        "Хотим подключить, давайте созвонимся.",
+    );
+    let asked = replies_after(&fake, &pool, SALES_CHANNEL, &chat, sent).await;
+    assert!(
+        asked
+            .iter()
+            .any(|sent| sent.buttons().contains(&"closer:contact".to_owned())),
+        "the request for contact details offers the form: {asked:#?}"
+    );
+
     // `/contact` opens the form; submitting it makes the lead.
     let command = fake.slash_command(SALES_CHANNEL, true, prospect, "contact", json!([]));
     assert!(

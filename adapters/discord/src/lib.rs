@@ -314,6 +314,11 @@ impl Discord {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(15));
                 }
+                Err(error) => {
+                    // Refused for good: retrying would only repeat it.
+                    tracing::warn!(%error, "the engine refused a Discord message");
+                    return;
+                }
             }
         }
         tracing::error!(
