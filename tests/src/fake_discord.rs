@@ -633,7 +633,7 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &Value) -> Response
                     .map_or(1.0, |first| (CHANNEL_WINDOW - now.duration_since(*first)).as_secs_f64());
                 return too_many((retry_after * 1000.0).ceil() / 1000.0, false);
             }
-            if let Err(problem) = validate(body) {
+            if let Some(problem) = validate(body) {
                 return problem;
             }
             window.push_back(now);
@@ -689,7 +689,7 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &Value) -> Response
             if !acknowledged {
                 return error(404, 10062, "Unknown interaction");
             }
-            if let Err(problem) = validate(body) {
+            if let Some(problem) = validate(body) {
                 return problem;
             }
             let message = post(&mut state, channel, body, Some((*token).to_owned()));
@@ -721,22 +721,22 @@ fn take_fault(state: &mut State, endpoint: Endpoint) -> Option<Response> {
     }
 }
 
-/// Discord's checks on a message body.
-fn validate(body: &Value) -> Result<(), Response> {
+/// Discord's checks on a message body: the error response when it fails one.
+fn validate(body: &Value) -> Option<Response> {
     let content = body["content"].as_str().unwrap_or("");
     let rows = body["components"].as_array().cloned().unwrap_or_default();
     if content.is_empty() && rows.is_empty() {
-        return Err(error(400, 50006, "Cannot send an empty message"));
+        return Some(error(400, 50006, "Cannot send an empty message"));
     }
     if content.chars().count() > MAX_CONTENT_CHARS {
-        return Err(error(
+        return Some(error(
             400,
             50035,
             "Invalid Form Body: content: Must be 2000 or fewer in length.",
         ));
     }
     if rows.len() > 5 {
-        return Err(error(
+        return Some(error(
             400,
             50035,
             "Invalid Form Body: components: Must be 5 or fewer in length.",
@@ -746,7 +746,7 @@ fn validate(body: &Value) -> Result<(), Response> {
     for row in &rows {
         let buttons = row["components"].as_array().cloned().unwrap_or_default();
         if row["type"] != 1 || buttons.is_empty() || buttons.len() > 5 {
-            return Err(error(
+            return Some(error(
                 400,
                 50035,
                 "Invalid Form Body: components: an action row holds 1 to 5 components.",
@@ -758,13 +758,13 @@ fn validate(body: &Value) -> Result<(), Response> {
                 || id.chars().count() > MAX_CUSTOM_ID_CHARS
                 || !ids.insert(id.to_owned())
             {
-                return Err(error(400, 50035, "Invalid Form Body: custom_id: must be 1 to 100 characters, unique in the message."));
+                return Some(error(400, 50035, "Invalid Form Body: custom_id: must be 1 to 100 characters, unique in the message."));
             }
             if button["label"]
                 .as_str()
                 .is_some_and(|label| label.chars().count() > 80)
             {
-                return Err(error(
+                return Some(error(
                     400,
                     50035,
                     "Invalid Form Body: label: Must be 80 or fewer in length.",
@@ -772,7 +772,7 @@ fn validate(body: &Value) -> Result<(), Response> {
             }
         }
     }
-    Ok(())
+    None
 }
 
 fn post(state: &mut State, channel: u64, body: &Value, followup_of: Option<String>) -> Value {

@@ -205,6 +205,21 @@ async fn a_prospect_asks_in_a_channel_leaves_contact_details_with_a_command_and_
     .expect("the question is stored");
     assert_eq!(text, "what is the price of the cheapest plan?");
 
+    let sent = fake.sent_to(SALES_CHANNEL).len();
+    fake.send_message(
+        SALES_CHANNEL,
+        true,
+        prospect,
+        "Хотим подключить, давайте созвонимся.",
+    );
+    let asked = replies_after(&fake, &pool, SALES_CHANNEL, &chat, sent).await;
+    assert!(
+        asked
+            .iter()
+            .any(|sent| sent.buttons().contains(&"closer:contact".to_owned())),
+        "the request for contact details offers the form: {asked:#?}"
+    );
+
     // `/contact` opens the form; submitting it makes the lead.
     let command = fake.slash_command(SALES_CHANNEL, true, prospect, "contact", json!([]));
     assert!(
@@ -607,4 +622,43 @@ async fn the_interactions_endpoint_checks_signatures_and_their_age_and_defers(po
         "refused calls are never processed"
     );
     drop(stop);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_salespersons_words_reach_a_discord_prospect_during_a_takeover(pool: PgPool) {
+    let fake = FakeDiscord::start().await;
+    let running = start(pool.clone(), &fake, Interactions::Gateway).await;
+    let (prospect, chat) = (4005, format!("{SALES_CHANNEL}:4005"));
+    fake.send_message(SALES_CHANNEL, true, prospect, "Сколько стоит тариф?");
+    let before = replies_after(&fake, &pool, SALES_CHANNEL, &chat, 0)
+        .await
+        .len();
+
+    let engine = running.discord.engine().clone();
+    let conversation = engine
+        .store()
+        .conversation_by_chat(Channel::Discord, &chat)
+        .await
+        .expect("the store answers")
+        .expect("the conversation exists")
+        .id;
+    assert!(engine
+        .take_over(conversation, "Anna")
+        .await
+        .expect("taken over"));
+    for _ in 0..2 {
+        engine
+            .send_as_person(
+                conversation,
+                "slack-ts-1",
+                "Anna",
+                "Здравствуйте! Я Анна, менеджер.",
+            )
+            .await
+            .expect("stored")
+            .expect("the conversation exists");
+    }
+    let person = replies_after(&fake, &pool, SALES_CHANNEL, &chat, before).await;
+    assert_eq!(person.len(), 1, "delivered once: {person:#?}");
+    assert_eq!(person[0].content, "<@4005> Здравствуйте! Я Анна, менеджер.");
 }

@@ -213,6 +213,19 @@ impl Discord {
             let sender = self.inner.sender.clone();
             tokio::spawn(async move { sender.sweep_every(Duration::from_secs(60)).await })
         };
+        // What a salesperson writes during a takeover (from Slack, the console) is pending in
+        // the store for this conversation: deliver it like any reply.
+        let follower = {
+            let sender = self.inner.sender.clone();
+            let store = self.inner.engine.store().clone();
+            tokio::spawn(async move {
+                store
+                    .follow_person_messages(closer_model::Channel::Discord, |chat| {
+                        sender.kick(chat)
+                    })
+                    .await;
+            })
+        };
         let config = &self.inner.config;
         let mut http = HttpBuilder::new(config.token.expose_secret())
             .application_id(ApplicationId::new(config.application_id.max(1)));
@@ -243,7 +256,13 @@ impl Discord {
             Err(error) => Err(DiscordError::Gateway(error.to_string())),
         };
         sweeper.abort();
+        follower.abort();
         result
+    }
+
+    /// The engine this adapter hands its messages to.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
     }
 
     /// Handles one message from the gateway: translate, commit through the engine, then let
@@ -298,6 +317,11 @@ impl Discord {
                     tracing::warn!(%error, attempt, "a Discord message could not be committed; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(15));
+                }
+                Err(error) => {
+                    // Refused for good: retrying would only repeat it.
+                    tracing::warn!(%error, "the engine refused a Discord message");
+                    return;
                 }
             }
         }
