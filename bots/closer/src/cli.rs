@@ -209,7 +209,8 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
             )
         })?;
     let knowledge = kb::load(config, &store).await?;
-    let engine = Engine::new(store, dialog, knowledge, config.handoff_routes());
+    let engine = Engine::new(store, dialog, knowledge, config.handoff_routes())
+        .with_task_targets(config.task_targets());
     Ok(match config.anythingllm()? {
         Some(setup) => {
             let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)

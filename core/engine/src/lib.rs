@@ -7,6 +7,8 @@
 //! crash before the commit leaves nothing half-done and a redelivery after it is answered
 //! from the store instead of being processed twice.
 //!
+//! - `team`: the sales team acts through it too: taking a conversation over, writing to the
+//!   prospect, handing it back, and creating tasks and leads by hand.
 //! - [`answers`]: a remote answer source (AnythingLLM) asked before the transaction, behind a
 //!   deadline and a circuit breaker, with the built-in retriever as the fallback.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
@@ -23,8 +25,10 @@ use uuid::Uuid;
 
 pub mod answers;
 pub mod kb_sync;
+mod team;
 
 pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
+pub use team::ManualLead;
 
 /// Why a message could not be handled. The message is not lost: nothing was committed,
 /// so the channel may deliver it again.
@@ -33,6 +37,10 @@ pub enum EngineError {
     /// The database is unreachable or failed; retry later.
     #[error("the conversation store is unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The request cannot be carried out as asked (an empty message, a note without a
+    /// contact, an unknown target); the reason is fit to show the person who asked.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// What became of one inbound message.
@@ -56,6 +64,8 @@ pub struct Engine {
     knowledge: Arc<RwLock<Arc<Retriever>>>,
     /// The hand-off routes a new lead is matched against, from configuration.
     routes: Arc<[Route]>,
+    /// The targets a task asked for by hand goes to: every routed target unless configured.
+    task_targets: Arc<[String]>,
     /// A remote answer source (AnythingLLM) for product questions, when configured.
     remote_answers: Option<Arc<RemoteAnswers>>,
 }
@@ -67,13 +77,28 @@ impl Engine {
         knowledge: Retriever,
         routes: Vec<Route>,
     ) -> Engine {
+        let mut task_targets: Vec<String> = Vec::new();
+        for route in &routes {
+            if !task_targets.contains(&route.target) {
+                task_targets.push(route.target.clone());
+            }
+        }
         Engine {
             store,
             dialog: Arc::new(dialog),
             knowledge: Arc::new(RwLock::new(Arc::new(knowledge))),
             routes: routes.into(),
+            task_targets: task_targets.into(),
             remote_answers: None,
         }
+    }
+
+    /// Sends tasks asked for by hand to these targets only (by default, every target of the
+    /// routes).
+    #[must_use]
+    pub fn with_task_targets(mut self, targets: Vec<String>) -> Engine {
+        self.task_targets = targets.into();
+        self
     }
 
     /// Answers product questions from `source` (AnythingLLM) under `policy`, the built-in
