@@ -309,10 +309,6 @@ impl Discord {
                     self.after(&message, &handled);
                     return;
                 }
-                Err(EngineError::Rejected(reason)) => {
-                    tracing::warn!(%reason, "a Discord message was refused");
-                    return;
-                }
                 Err(EngineError::Store(error)) => {
                     tracing::warn!(%error, attempt, "a Discord message could not be committed; retrying");
                     tokio::time::sleep(delay).await;
