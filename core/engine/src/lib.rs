@@ -6,6 +6,8 @@
 //! rows in that same transaction. Only then are the replies returned to the channel, so a
 //! crash before the commit leaves nothing half-done and a redelivery after it is answered
 //! from the store instead of being processed twice.
+//!
+//! [`team`]: the sales team's questions, answered from every document without the sales dialog.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -16,6 +18,8 @@ use closer_model::{InboundContent, InboundMessage, Lang, NewLead, Reply, Route};
 use closer_store::{Store, StoreError, TurnOutcome, TurnStart};
 use tracing::Instrument;
 use uuid::Uuid;
+
+pub mod team;
 
 /// Why a message could not be handled. The message is not lost: nothing was committed,
 /// so the channel may deliver it again.

@@ -13,6 +13,8 @@
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
 //! - [`records`]: the plain types the store reads back ([`ConversationRecord`],
 //!   [`OutboxEntry`], [`TranscriptLine`]).
+//! - [`team`]: the sales team's tools — `/closer stats`, a lead with its hand-offs, the lead
+//!   behind a Slack post, and how far a taken-over conversation is mirrored.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
 //!
@@ -25,6 +27,7 @@ pub mod documents;
 pub mod error;
 pub mod outbox;
 pub mod records;
+pub mod team;
 pub mod turn;
 
 mod conversations;
@@ -43,6 +46,7 @@ pub use documents::SyncReport;
 pub use error::StoreError;
 pub use outbox::ClaimedHandoff;
 pub use records::{ConversationRecord, Direction, OutboxEntry, OutboxStatus, TranscriptLine};
+pub use team::{MirrorLine, MirrorPosition, TeamStats};
 pub use turn::{Committed, Turn, TurnOutcome, TurnStart};
 
 /// How long an operation waits for a free connection before the database counts as
