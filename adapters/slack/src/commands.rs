@@ -5,10 +5,12 @@
 //! a task is keyed by the command's `trigger_id`: a command delivered twice queues one.
 
 use chrono::{TimeZone, Utc};
-use closer_model::{Channel, Lang, Reply, ReplyKind};
+use closer_engine::{EngineError, ManualLead};
+use closer_model::{Channel, Lang, NewTask, Reply, ReplyKind};
 use serde::Serialize;
 use slack_morphism::prelude::*;
 
+use crate::leads::LEAD_TARGET;
 use crate::render::{escape, render};
 use crate::Slack;
 
@@ -63,8 +65,9 @@ pub fn parse(text: &str) -> Subcommand {
     }
 }
 
-/// Acknowledges a command at once and starts its slow part.
-pub async fn handle(slack: &Slack, command: SlackCommandEvent) -> Ack {
+/// Acknowledges a command at once and starts its slow part. `thread_ts`: the thread the
+/// command was typed in, when Slack says so.
+pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option<String>) -> Ack {
     metrics::counter!("closer_commands_total", "channel" => "slack").increment(1);
     let text = command.text.clone().unwrap_or_default();
     match parse(&text) {
@@ -112,8 +115,79 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent) -> Ack {
             });
             Ack::ephemeral("Counting today's figures…")
         }
-        Subcommand::Lead(_) | Subcommand::Task(_) => {
-            Ack::ephemeral("Leads and tasks from Slack are not available in this version.")
+        Subcommand::Lead(note) => {
+            let slack = slack.clone();
+            let response_url = command.response_url.0.to_string();
+            let request = ManualLead {
+                key: format!("slack:{}", command.trigger_id.0),
+                note,
+                requested_by: command.user_id.0.clone(),
+                channel: Channel::Slack,
+            };
+            tokio::spawn(async move {
+                let text = match slack.engine().record_manual_lead(&request).await {
+                    Ok(recorded) if recorded.duplicate => {
+                        format!("This lead was recorded already (`{}`).", recorded.value)
+                    }
+                    Ok(recorded) => format!(
+                        "Lead recorded (`{}`) and queued for the hand-off targets.",
+                        recorded.value
+                    ),
+                    Err(EngineError::Rejected(reason)) => {
+                        format!("No lead recorded: {}.", escape(&reason))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "a lead from Slack could not be recorded");
+                        "No lead recorded: the database is unavailable; try again.".to_owned()
+                    }
+                };
+                respond(&slack, &response_url, SlackMessageContent::new().with_text(text)).await;
+            });
+            Ack::ephemeral("Recording the lead…")
+        }
+        Subcommand::Task(title) => {
+            let slack = slack.clone();
+            let response_url = command.response_url.0.to_string();
+            let channel = command.channel_id.0.clone();
+            let key = format!("slack:{}", command.trigger_id.0);
+            let requested_by = command.user_id.0.clone();
+            tokio::spawn(async move {
+                // Inside a lead's thread, the task is about that lead's conversation.
+                let conversation_id = match thread_ts {
+                    Some(thread_ts) => slack
+                        .engine()
+                        .store()
+                        .lead_by_external_id(LEAD_TARGET, &format!("{channel}:{thread_ts}"))
+                        .await
+                        .ok()
+                        .flatten()
+                        .map(|lead| lead.conversation_id),
+                    None => None,
+                };
+                let task = NewTask {
+                    key,
+                    title,
+                    requested_by,
+                    conversation_id,
+                    target: None,
+                };
+                let text = match slack.engine().queue_task(&task).await {
+                    Ok(recorded) if recorded.duplicate => "This task was queued already.".to_owned(),
+                    Ok(_) => format!(
+                        "Task queued for the tracker{}.",
+                        if conversation_id.is_some() { ", linked to this lead's conversation" } else { "" }
+                    ),
+                    Err(EngineError::Rejected(reason)) => {
+                        format!("No task created: {}.", escape(&reason))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "a task from Slack could not be queued");
+                        "No task created: the database is unavailable; try again.".to_owned()
+                    }
+                };
+                respond(&slack, &response_url, SlackMessageContent::new().with_text(text)).await;
+            });
+            Ack::ephemeral("Creating the task…")
         }
     }
 }

@@ -80,12 +80,13 @@ impl LeadPosts {
 #[async_trait]
 impl Target for LeadPosts {
     async fn create(&self, handoff: &Handoff) -> Result<Created, Failure> {
+        let lead = posted_lead(handoff)?;
         let content = lead_message(
-            &handoff.lead,
+            lead,
             handoff
                 .conversation_url
                 .as_deref()
-                .or(self.conversation_link(&handoff.lead).as_deref()),
+                .or(self.conversation_link(lead).as_deref()),
             &PostState::default(),
             Some(&handoff.key),
         );
@@ -101,6 +102,7 @@ impl Target for LeadPosts {
     }
 
     async fn find(&self, handoff: &Handoff) -> Result<Option<Created>, Failure> {
+        posted_lead(handoff)?;
         let found = self
             .api
             .find_by_metadata(&self.channel, LEAD_EVENT_TYPE, "key", &handoff.key, HISTORY_LIMIT)
@@ -110,6 +112,16 @@ impl Target for LeadPosts {
             id: format!("{}:{ts}", self.channel),
             url: None,
         }))
+    }
+}
+
+/// The lead a hand-off posts: the leads channel takes leads, not tasks.
+fn posted_lead(handoff: &Handoff) -> Result<&Lead, Failure> {
+    match &handoff.subject {
+        closer_handoff::Subject::Lead(lead) => Ok(lead),
+        closer_handoff::Subject::Task { .. } => Err(Failure::permanent(
+            "the Slack leads channel takes leads, not tasks",
+        )),
     }
 }
 

@@ -11,6 +11,9 @@
 //!   through the command's `response_url`.
 //! - [`leads`]: the hand-off target that posts each new lead to the team's channel (exactly
 //!   once, found again by its message metadata), with "Take over" and "Open in tracker".
+//! - `takeover`: "Take over" and "Hand back", the conversation mirrored into the lead's thread
+//!   (driven by the store's activity, resumed from a stored position), and what the person
+//!   writes there delivered to the prospect.
 //! - [`Slack`]: the Events API routes on Closer's HTTP server, or Socket Mode.
 //!
 //! **The team is not a prospect.** Questions asked here go through
@@ -23,6 +26,7 @@ pub mod inbound;
 pub mod leads;
 pub mod render;
 pub mod sender;
+mod takeover;
 pub mod verify;
 
 use std::future::Future;
@@ -130,6 +134,7 @@ struct Shared {
     me: BotIdentity,
     config: SlackConfig,
     verifier: Option<Verifier>,
+    mirrors: takeover::MirrorLocks,
 }
 
 impl Slack {
@@ -163,6 +168,7 @@ impl Slack {
                 me,
                 config,
                 verifier,
+                mirrors: takeover::MirrorLocks::default(),
             }),
         })
     }
@@ -225,6 +231,10 @@ impl Slack {
             let sender = self.inner.sender.clone();
             tokio::spawn(async move { sender.sweep_every(Duration::from_secs(60)).await })
         };
+        let follower = {
+            let slack = self.clone();
+            tokio::spawn(async move { slack.follow_activity().await })
+        };
         let result = match self.inner.config.transport.clone() {
             Transport::Events { .. } => {
                 shutdown.await;
@@ -233,6 +243,7 @@ impl Slack {
             Transport::SocketMode { app_token } => self.socket_mode(&app_token, shutdown).await,
         };
         sweeper.abort();
+        follower.abort();
         result
     }
 
@@ -313,22 +324,6 @@ impl Slack {
         }
     }
 
-    /// A message in a thread: when the thread is a taken-over lead's, it is the person's
-    /// message to the prospect.
-    async fn thread_message(
-        &self,
-        _channel: &str,
-        _thread_ts: &str,
-        _ts: &str,
-        _user: &str,
-        _text: &str,
-    ) -> Result<(), closer_engine::EngineError> {
-        Ok(())
-    }
-
-    /// Handles a button press; returns what to answer at once.
-    pub async fn process_interaction(&self, _interaction: &SlackInteractionEvent) {}
-
     fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
         let Some(verifier) = &self.inner.verifier else {
             return Err((StatusCode::NOT_FOUND, "Socket Mode is on").into_response());
@@ -399,7 +394,14 @@ async fn commands_route(State(slack): State<Slack>, headers: HeaderMap, body: By
             return (StatusCode::BAD_REQUEST, "not a Slack command").into_response();
         }
     };
-    let ack = commands::handle(&slack, command).await;
+    #[derive(serde::Deserialize)]
+    struct Thread {
+        thread_ts: Option<String>,
+    }
+    let thread_ts = serde_urlencoded::from_bytes::<Thread>(&body)
+        .ok()
+        .and_then(|thread| thread.thread_ts);
+    let ack = commands::handle(&slack, command, thread_ts).await;
     Json(ack).into_response()
 }
 
@@ -454,7 +456,7 @@ async fn socket_command(
     let Some(slack) = state_of(&state).await else {
         return Err("the Slack channel is not running".into());
     };
-    let ack = commands::handle(&slack, command).await;
+    let ack = commands::handle(&slack, command, None).await;
     Ok(SlackCommandEventResponse::new(
         SlackMessageContent::new().with_text(ack.text),
     ))

@@ -226,10 +226,8 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
             )
         })?;
     let knowledge = kb::load(config, &store).await?;
-    Ok(Engine::new(
-        store,
-        dialog,
-        knowledge,
-        config.handoff_routes(),
-    ))
+    Ok(
+        Engine::new(store, dialog, knowledge, config.handoff_routes())
+            .with_task_targets(config.task_targets()),
+    )
 }

@@ -145,7 +145,7 @@ pub struct TargetSection {
     pub secret_file: Option<PathBuf>,
     /// Yandex Tracker: the queue's key.
     pub queue: Option<String>,
-    /// Jira: the project's key, the issue type (`Task` by default) and, for Jira Cloud, the
+    /// Jira: the project's key (Asana: the project's gid), the issue type (`Task` by default) and, for Jira Cloud, the
     /// account's e-mail that goes with the API token.
     pub project: Option<String>,
     pub issue_type: Option<String>,
@@ -165,9 +165,20 @@ pub struct TargetSection {
     /// How long one request may take, in seconds.
     #[serde(default = "default_target_timeout")]
     pub timeout_secs: u64,
+    /// Asana: set `external.gid` and find tasks by it (OAuth apps only; a personal access
+    /// token finds them by a marker in the notes).
+    #[serde(default)]
+    pub external_ids: bool,
     /// Which leads the target takes; every lead when empty.
     #[serde(default)]
     pub when: closer_model::RouteRule,
+    /// Whether tasks asked for by hand (Slack's `/closer task`) go to this target too.
+    #[serde(default = "default_takes_tasks")]
+    pub tasks: bool,
+}
+
+fn default_takes_tasks() -> bool {
+    true
 }
 
 fn default_target_timeout() -> u64 {
@@ -188,6 +199,7 @@ pub enum TargetKind {
     JiraDataCenter,
     Linear,
     Trello,
+    Asana,
 }
 
 /// The hand-off targets by name, with their clients built.
@@ -478,6 +490,16 @@ impl Config {
         }))
     }
 
+    /// The targets that take tasks asked for by hand, by name.
+    pub fn task_targets(&self) -> Vec<String> {
+        self.handoff
+            .targets
+            .iter()
+            .filter(|(_, section)| section.tasks)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The hand-off targets, their clients built, for the worker that delivers to them.
     ///
     /// # Errors
@@ -599,6 +621,22 @@ impl Config {
                             key: required(&section.api_key, "api_key")?,
                             token: secret,
                             list_id: required(&section.list_id, "list_id")?,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
+                TargetKind::Asana => Arc::new(
+                    closer_handoff::Asana::new(
+                        name,
+                        closer_handoff::AsanaConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://app.asana.com/api/1.0".to_owned()),
+                            token: secret,
+                            project: required(&section.project, "project")?,
+                            external_ids: section.external_ids,
                             timeout,
                         },
                     )

@@ -7,7 +7,10 @@
 //! crash before the commit leaves nothing half-done and a redelivery after it is answered
 //! from the store instead of being processed twice.
 //!
-//! [`team`]: the sales team's questions, answered from every document without the sales dialog.
+//! The sales team acts through it too (`team`): taking a conversation over, writing to the
+//! prospect, handing it back, and creating tasks and leads by hand.
+//! [`team_questions`]: the sales team's questions, answered from every document without the
+//! sales dialog.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -19,7 +22,10 @@ use closer_store::{Store, StoreError, TurnOutcome, TurnStart};
 use tracing::Instrument;
 use uuid::Uuid;
 
-pub mod team;
+mod team;
+pub mod team_questions;
+
+pub use team::ManualLead;
 
 /// Why a message could not be handled. The message is not lost: nothing was committed,
 /// so the channel may deliver it again.
@@ -28,6 +34,10 @@ pub enum EngineError {
     /// The database is unreachable or failed; retry later.
     #[error("the conversation store is unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The request cannot be carried out as asked (an empty message, a note without a
+    /// contact, an unknown target); the reason is fit to show the person who asked.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// What became of one inbound message.
@@ -51,6 +61,8 @@ pub struct Engine {
     knowledge: Arc<RwLock<Arc<Retriever>>>,
     /// The hand-off routes a new lead is matched against, from configuration.
     routes: Arc<[Route]>,
+    /// The targets a task asked for by hand goes to: every routed target unless configured.
+    task_targets: Arc<[String]>,
 }
 
 impl Engine {
@@ -60,12 +72,27 @@ impl Engine {
         knowledge: Retriever,
         routes: Vec<Route>,
     ) -> Engine {
+        let mut task_targets: Vec<String> = Vec::new();
+        for route in &routes {
+            if !task_targets.contains(&route.target) {
+                task_targets.push(route.target.clone());
+            }
+        }
         Engine {
             store,
             dialog: Arc::new(dialog),
             knowledge: Arc::new(RwLock::new(Arc::new(knowledge))),
             routes: routes.into(),
+            task_targets: task_targets.into(),
         }
+    }
+
+    /// Sends tasks asked for by hand to these targets only (by default, every target of the
+    /// routes).
+    #[must_use]
+    pub fn with_task_targets(mut self, targets: Vec<String>) -> Engine {
+        self.task_targets = targets.into();
+        self
     }
 
     pub fn store(&self) -> &Store {
