@@ -64,7 +64,12 @@ impl Posted {
             if let Some(text) = block.pointer("/text/text").and_then(Value::as_str) {
                 texts.push(text.to_owned());
             }
-            for element in block.get("elements").and_then(Value::as_array).into_iter().flatten() {
+            for element in block
+                .get("elements")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let Some(text) = element.get("text").and_then(Value::as_str) {
                     texts.push(text.to_owned());
                 }
@@ -117,7 +122,6 @@ struct State_ {
 #[derive(Clone)]
 pub struct FakeSlack {
     address: SocketAddr,
-    socket_address: SocketAddr,
     state: Arc<Mutex<State_>>,
     changed: Arc<Notify>,
 }
@@ -147,7 +151,6 @@ impl FakeSlack {
         });
         let fake = FakeSlack {
             address,
-            socket_address,
             state,
             changed,
         };
@@ -189,16 +192,18 @@ impl FakeSlack {
         self.lock()
             .posted
             .iter()
-            .filter(|posted| {
-                posted.channel == channel && posted.thread_ts.as_deref() == thread_ts
-            })
+            .filter(|posted| posted.channel == channel && posted.thread_ts.as_deref() == thread_ts)
             .cloned()
             .collect()
     }
 
     /// The methods called, in order.
     pub fn calls(&self) -> Vec<String> {
-        self.lock().calls.iter().map(|(method, _)| method.clone()).collect()
+        self.lock()
+            .calls
+            .iter()
+            .map(|(method, _)| method.clone())
+            .collect()
     }
 
     /// How many calls were answered with 429.
@@ -246,7 +251,9 @@ impl FakeSlack {
     }
 
     fn lock(&self) -> MutexGuard<'_, State_> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn serve_sockets(self, listener: tokio::net::TcpListener) {
@@ -260,7 +267,11 @@ impl FakeSlack {
                 let (outgoing, mut queued) = mpsc::unbounded_channel::<String>();
                 let hello = json!({"type": "hello", "num_connections": 1,
                     "debug_info": {"host": "fake"}, "connection_info": {"app_id": "A1"}});
-                if write.send(WsMessage::text(hello.to_string())).await.is_err() {
+                if write
+                    .send(WsMessage::text(hello.to_string()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 fake.lock().socket = Some(outgoing);
@@ -321,7 +332,11 @@ fn parameters(headers: &HeaderMap, query: &HashMap<String, String>, body: &Bytes
     }
     let mut map = serde_json::Map::new();
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).unwrap_or_default();
-    for (key, value) in query.iter().map(|(k, v)| (k.clone(), v.clone())).chain(form) {
+    for (key, value) in query
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .chain(form)
+    {
         map.insert(key, Value::String(value));
     }
     Value::Object(map)
@@ -342,7 +357,9 @@ async fn api(
         .to_owned();
     let params = parameters(&headers, &query, &body);
     let response = {
-        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.calls.push((method.clone(), Instant::now()));
         let fault = state.faults.get_mut(&method).and_then(VecDeque::pop_front);
         match fault {
@@ -376,7 +393,11 @@ fn answer(
         };
     }
     if token != BOT_TOKEN {
-        return slack_error(if token.is_empty() { "not_authed" } else { "invalid_auth" });
+        return slack_error(if token.is_empty() {
+            "not_authed"
+        } else {
+            "invalid_auth"
+        });
     }
     let text_of = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     match method {
@@ -436,7 +457,8 @@ fn answer(
             message.text = text_of("text").unwrap_or_default();
             message.blocks = params.get("blocks").cloned().unwrap_or(Value::Null);
             message.updates += 1;
-            ok(json!({"channel": channel, "ts": ts, "text": message.text}))
+            ok(json!({"channel": channel, "ts": ts, "text": message.text,
+                "message": {"type": "message", "text": message.text, "ts": ts}}))
         }
         "conversations.history" => {
             let Some(channel) = text_of("channel") else {
@@ -506,7 +528,9 @@ async fn response_url(
         return (StatusCode::BAD_REQUEST, "invalid_payload").into_response();
     };
     let response = {
-        let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut state = state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let posts = state.responses.entry(id).or_default();
         if posts.len() >= RESPONSE_URL_POSTS {
             (StatusCode::NOT_FOUND, "used_url").into_response()
@@ -539,8 +563,8 @@ impl Signer {
 
     /// `v0=` + hex(HMAC-SHA256(secret, `v0:{timestamp}:{body}`)).
     pub fn signature(&self, timestamp: i64, body: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.as_bytes())
-            .expect("HMAC takes any key");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(self.secret.as_bytes()).expect("HMAC takes any key");
         mac.update(format!("v0:{timestamp}:{body}").as_bytes());
         format!("v0={}", hex::encode(mac.finalize().into_bytes()))
     }
@@ -580,23 +604,41 @@ impl Signer {
             ("x-slack-retry-num", retry.to_string()),
             ("x-slack-retry-reason", "http_timeout".to_owned()),
         ];
-        self.post_raw("/events", "application/json", body.to_string(), now(), &headers)
-            .await
+        self.post_raw(
+            "/events",
+            "application/json",
+            body.to_string(),
+            now(),
+            &headers,
+        )
+        .await
     }
 
     /// Posts a slash command (form-encoded) signed now.
     pub async fn command(&self, fields: &[(&str, &str)]) -> (u16, String) {
         let body = serde_urlencoded::to_string(fields).expect("a form encodes");
-        self.post_raw("/commands", "application/x-www-form-urlencoded", body, now(), &[])
-            .await
+        self.post_raw(
+            "/commands",
+            "application/x-www-form-urlencoded",
+            body,
+            now(),
+            &[],
+        )
+        .await
     }
 
     /// Posts an interaction (`payload=<json>`) signed now.
     pub async fn interaction(&self, payload: &Value) -> (u16, String) {
         let body = serde_urlencoded::to_string([("payload", payload.to_string())])
             .expect("a form encodes");
-        self.post_raw("/interactions", "application/x-www-form-urlencoded", body, now(), &[])
-            .await
+        self.post_raw(
+            "/interactions",
+            "application/x-www-form-urlencoded",
+            body,
+            now(),
+            &[],
+        )
+        .await
     }
 }
 

@@ -72,10 +72,9 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
     let text = command.text.clone().unwrap_or_default();
     match parse(&text) {
         Subcommand::Usage(None) => Ack::ephemeral(USAGE),
-        Subcommand::Usage(Some(word)) => Ack::ephemeral(format!(
-            "I don't know `{}`.\n{USAGE}",
-            escape(&word)
-        )),
+        Subcommand::Usage(Some(word)) => {
+            Ack::ephemeral(format!("I don't know `{}`.\n{USAGE}", escape(&word)))
+        }
         Subcommand::Ask(question) => {
             let slack = slack.clone();
             let response_url = command.response_url.0.to_string();
@@ -89,10 +88,7 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
                         citations: answer.citations,
                         ..Reply::default()
                     },
-                    None => Reply::new(
-                        ReplyKind::Declined,
-                        slack.config().not_found.text(lang),
-                    ),
+                    None => Reply::new(ReplyKind::Declined, slack.config().not_found.text(lang)),
                 };
                 // A response_url takes five posts; an answer is at most 700 characters, one part.
                 for part in render(&reply).into_iter().take(5) {
@@ -141,7 +137,12 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
                         "No lead recorded: the database is unavailable; try again.".to_owned()
                     }
                 };
-                respond(&slack, &response_url, SlackMessageContent::new().with_text(text)).await;
+                respond(
+                    &slack,
+                    &response_url,
+                    SlackMessageContent::new().with_text(text),
+                )
+                .await;
             });
             Ack::ephemeral("Recording the lead…")
         }
@@ -172,10 +173,16 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
                     target: None,
                 };
                 let text = match slack.engine().queue_task(&task).await {
-                    Ok(recorded) if recorded.duplicate => "This task was queued already.".to_owned(),
+                    Ok(recorded) if recorded.duplicate => {
+                        "This task was queued already.".to_owned()
+                    }
                     Ok(_) => format!(
                         "Task queued for the tracker{}.",
-                        if conversation_id.is_some() { ", linked to this lead's conversation" } else { "" }
+                        if conversation_id.is_some() {
+                            ", linked to this lead's conversation"
+                        } else {
+                            ""
+                        }
                     ),
                     Err(EngineError::Rejected(reason)) => {
                         format!("No task created: {}.", escape(&reason))
@@ -185,7 +192,12 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
                         "No task created: the database is unavailable; try again.".to_owned()
                     }
                 };
-                respond(&slack, &response_url, SlackMessageContent::new().with_text(text)).await;
+                respond(
+                    &slack,
+                    &response_url,
+                    SlackMessageContent::new().with_text(text),
+                )
+                .await;
             });
             Ack::ephemeral("Creating the task…")
         }
@@ -237,13 +249,19 @@ mod tests {
     #[test]
     fn subcommands_parse() {
         let table = [
-            ("ask how much is Pro?", Subcommand::Ask("how much is Pro?".to_owned())),
+            (
+                "ask how much is Pro?",
+                Subcommand::Ask("how much is Pro?".to_owned()),
+            ),
             ("  ASK  what  ", Subcommand::Ask("what".to_owned())),
             (
                 "lead Anna +7 921 555-12-34 wants 3 salons",
                 Subcommand::Lead("Anna +7 921 555-12-34 wants 3 salons".to_owned()),
             ),
-            ("task call back Anna", Subcommand::Task("call back Anna".to_owned())),
+            (
+                "task call back Anna",
+                Subcommand::Task("call back Anna".to_owned()),
+            ),
             ("stats", Subcommand::Stats),
             ("", Subcommand::Usage(None)),
             ("help", Subcommand::Usage(None)),

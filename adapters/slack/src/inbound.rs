@@ -144,7 +144,13 @@ fn ask(chat: ChatRef, ts: &str, user: &str, text: String) -> Translated {
 /// The question without the bot's mention, with Slack's escapes undone.
 pub fn question_text(raw: &str, me: &BotIdentity) -> String {
     let without = raw.replace(&format!("<@{}>", me.user_id), " ");
-    unescape(without.split_whitespace().collect::<Vec<_>>().join(" ").trim())
+    unescape(
+        without
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .trim(),
+    )
 }
 
 /// Slack escapes `&`, `<` and `>` in the text it sends; the engine reads plain text.
@@ -188,8 +194,10 @@ mod tests {
     #[test]
     fn a_direct_message_is_a_question_in_the_dm() {
         let translated = translate(
-            &callback(json!({"type": "message", "channel": "D1", "channel_type": "im",
-                "user": "U1", "text": "price &lt;Pro&gt; &amp; setup?", "ts": "1700000000.000100"})),
+            &callback(
+                json!({"type": "message", "channel": "D1", "channel_type": "im",
+                "user": "U1", "text": "price &lt;Pro&gt; &amp; setup?", "ts": "1700000000.000100"}),
+            ),
             &me(),
         );
         let Translated::Ask(message) = translated else {
@@ -234,8 +242,10 @@ mod tests {
             );
         }
         let translated = translate(
-            &callback(json!({"type": "message", "channel": "C9", "channel_type": "channel",
-                "user": "U2", "text": "Hello, I am Anna &amp; I will help", "ts": "2.1", "thread_ts": "2.0"})),
+            &callback(
+                json!({"type": "message", "channel": "C9", "channel_type": "channel",
+                "user": "U2", "text": "Hello, I am Anna &amp; I will help", "ts": "2.1", "thread_ts": "2.0"}),
+            ),
             &me(),
         );
         assert_eq!(

@@ -68,7 +68,12 @@ impl LeadPosts {
     ///
     /// # Errors
     /// [`ApiError`].
-    pub async fn update(&self, post_id: &str, lead: &Lead, state: &PostState) -> Result<(), ApiError> {
+    pub async fn update(
+        &self,
+        post_id: &str,
+        lead: &Lead,
+        state: &PostState,
+    ) -> Result<(), ApiError> {
         let Some((channel, ts)) = post_id.split_once(':') else {
             return Err(ApiError::Refused(format!("not a Slack post id: {post_id}")));
         };
@@ -105,7 +110,13 @@ impl Target for LeadPosts {
         posted_lead(handoff)?;
         let found = self
             .api
-            .find_by_metadata(&self.channel, LEAD_EVENT_TYPE, "key", &handoff.key, HISTORY_LIMIT)
+            .find_by_metadata(
+                &self.channel,
+                LEAD_EVENT_TYPE,
+                "key",
+                &handoff.key,
+                HISTORY_LIMIT,
+            )
             .await
             .map_err(failure)?;
         Ok(found.map(|ts| Created {
@@ -132,7 +143,9 @@ fn failure(error: ApiError) -> Failure {
             retry_after: Some(wait),
         },
         ApiError::Unavailable(reason) => Failure::transient(reason),
-        ApiError::Refused(reason) => Failure::permanent(format!("Slack refused the post: {reason}")),
+        ApiError::Refused(reason) => {
+            Failure::permanent(format!("Slack refused the post: {reason}"))
+        }
     }
 }
 
@@ -176,7 +189,11 @@ pub fn lead_message(
             .collect();
         lines.push(format!(
             "*Qualification* ({}): {}",
-            if details.qualified { "qualified" } else { "partly" },
+            if details.qualified {
+                "qualified"
+            } else {
+                "partly"
+            },
             answers.join("; ")
         ));
     }
@@ -193,21 +210,24 @@ pub fn lead_message(
     }
     let mut text = lines.join("\n");
     if text.chars().count() > crate::render::SECTION_CHARS {
-        text = text.chars().take(crate::render::SECTION_CHARS - 1).collect();
+        text = text
+            .chars()
+            .take(crate::render::SECTION_CHARS - 1)
+            .collect();
         text.push('…');
     }
     let conversation = lead.conversation_id.to_string();
     let mut buttons = vec![match &state.taken_over_by {
         None => SlackActionBlockElement::Button(
             SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from("Take over"))
-            .with_action_id(SlackActionId::new(TAKE_OVER_ACTION.to_owned()))
-            .with_value(conversation.clone())
-            .with_style(SlackBlockButtonStyle::Primary),
+                .with_action_id(SlackActionId::new(TAKE_OVER_ACTION.to_owned()))
+                .with_value(conversation.clone())
+                .with_style(SlackBlockButtonStyle::Primary),
         ),
         Some(_) => SlackActionBlockElement::Button(
             SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from("Hand back"))
-            .with_action_id(SlackActionId::new(HAND_BACK_ACTION.to_owned()))
-            .with_value(conversation.clone()),
+                .with_action_id(SlackActionId::new(HAND_BACK_ACTION.to_owned()))
+                .with_value(conversation.clone()),
         ),
     }];
     if let Some(url) = state
@@ -217,29 +237,32 @@ pub fn lead_message(
     {
         buttons.push(SlackActionBlockElement::Button(
             SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from("Open in tracker"))
-            .with_action_id(SlackActionId::new(OPEN_TRACKER_ACTION.to_owned()))
-            .with_url(url),
+                .with_action_id(SlackActionId::new(OPEN_TRACKER_ACTION.to_owned()))
+                .with_url(url),
         ));
     }
     let blocks = vec![
-        SlackBlock::Section(SlackSectionBlock::new().with_text(SlackBlockText::MarkDown(
-            SlackBlockMarkDownText::new(text),
-        ))),
+        SlackBlock::Section(
+            SlackSectionBlock::new()
+                .with_text(SlackBlockText::MarkDown(SlackBlockMarkDownText::new(text))),
+        ),
         SlackBlock::Actions(SlackActionsBlock::new(buttons)),
     ];
     let mut content = SlackMessageContent::new()
         .with_text(format!("New lead: {}", escape(&who)))
         .with_blocks(blocks);
     if let Some(key) = key {
-        content = content.with_metadata(SlackMessageMetadata::new(LEAD_EVENT_TYPE.to_owned()).with_event_payload(
-            [
-                ("key".to_owned(), key.to_owned()),
-                ("lead_id".to_owned(), lead.id.to_string()),
-                ("conversation_id".to_owned(), conversation),
-            ]
-            .into_iter()
-            .collect(),
-        ));
+        content = content.with_metadata(
+            SlackMessageMetadata::new(LEAD_EVENT_TYPE.to_owned()).with_event_payload(
+                [
+                    ("key".to_owned(), key.to_owned()),
+                    ("lead_id".to_owned(), lead.id.to_string()),
+                    ("conversation_id".to_owned(), conversation),
+                ]
+                .into_iter()
+                .collect(),
+            ),
+        );
     }
     content
 }
@@ -295,7 +318,10 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} in {text}");
         }
-        assert_eq!(json["blocks"][1]["elements"][0]["action_id"], TAKE_OVER_ACTION);
+        assert_eq!(
+            json["blocks"][1]["elements"][0]["action_id"],
+            TAKE_OVER_ACTION
+        );
         assert_eq!(json["blocks"][1]["elements"].as_array().unwrap().len(), 1);
         assert_eq!(json["metadata"]["event_type"], LEAD_EVENT_TYPE);
         assert_eq!(json["metadata"]["event_payload"]["key"], "abc123");
@@ -313,8 +339,14 @@ mod tests {
             None,
         );
         let json = serde_json::to_value(&content).unwrap();
-        assert!(json["blocks"][0]["text"]["text"].as_str().unwrap().contains("<@U42>"));
-        assert_eq!(json["blocks"][1]["elements"][0]["action_id"], HAND_BACK_ACTION);
+        assert!(json["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<@U42>"));
+        assert_eq!(
+            json["blocks"][1]["elements"][0]["action_id"],
+            HAND_BACK_ACTION
+        );
         assert_eq!(
             json["blocks"][1]["elements"][1]["url"],
             "https://tracker.example.com/SALES-1"

@@ -130,7 +130,9 @@ pub fn message(mrkdwn: &str, context: Option<&str>) -> SlackMessageContent {
         text.push('\n');
         text.push_str(context);
     }
-    SlackMessageContent::new().with_text(text).with_blocks(blocks)
+    SlackMessageContent::new()
+        .with_text(text)
+        .with_blocks(blocks)
 }
 
 /// A reply as the messages to post, in order; the citations go under the last one.

@@ -149,7 +149,11 @@ impl Sender {
         let mut attempts = 0;
         loop {
             self.wait_turn(channel).await;
-            let result = self.inner.api.post(channel, thread_ts, content.clone()).await;
+            let result = self
+                .inner
+                .api
+                .post(channel, thread_ts, content.clone())
+                .await;
             self.sent(channel);
             match result {
                 Err(ApiError::RateLimited(wait)) => {

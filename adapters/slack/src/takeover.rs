@@ -107,7 +107,9 @@ impl Slack {
 
     /// Updates a lead's post to the conversation's state: who has it, the tracker's link.
     async fn refresh_post(&self, conversation_id: Uuid, channel: &str, post_ts: &str) {
-        let Some(posts) = self.lead_posts() else { return };
+        let Some(posts) = self.lead_posts() else {
+            return;
+        };
         let store = self.engine().store();
         let Ok(Some(lead)) = store.lead_for_conversation(conversation_id).await else {
             return;
@@ -167,7 +169,12 @@ impl Slack {
             return Ok(());
         }
         self.engine()
-            .send_as_person(lead.conversation_id, &format!("slack:{channel}:{ts}"), user, text)
+            .send_as_person(
+                lead.conversation_id,
+                &format!("slack:{channel}:{ts}"),
+                user,
+                text,
+            )
             .await?;
         Ok(())
     }
@@ -202,8 +209,7 @@ impl Slack {
                 let Some(conversation_id) = event.conversation_id else {
                     return;
                 };
-                if let Ok(Some(_)) = self.engine().store().mirror_position(conversation_id).await
-                {
+                if let Ok(Some(_)) = self.engine().store().mirror_position(conversation_id).await {
                     self.mirror(conversation_id).await;
                 }
             }

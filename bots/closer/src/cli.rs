@@ -152,7 +152,10 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         let slack = closer_slack::Slack::connect(slack, engine.clone())
             .await
             .context("while connecting to Slack")?;
-        eprintln!("Slack: answering the team as <@{}>.", slack.identity().user_id);
+        eprintln!(
+            "Slack: answering the team as <@{}>.",
+            slack.identity().user_id
+        );
         app = app.with_routes(slack.router());
         if let Some(posts) = slack.lead_posts() {
             targets.insert(

@@ -444,8 +444,10 @@ impl Config {
     /// without an app token; a rate of 0; a hand-off target named like the Slack one.
     pub fn slack(&self) -> anyhow::Result<Option<closer_slack::SlackConfig>> {
         let section = &self.slack;
-        let Some(bot_token) =
-            self.secret(section.bot_token.as_ref(), section.bot_token_file.as_deref())?
+        let Some(bot_token) = self.secret(
+            section.bot_token.as_ref(),
+            section.bot_token_file.as_deref(),
+        )?
         else {
             return Ok(None);
         };

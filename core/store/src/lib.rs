@@ -54,9 +54,9 @@ pub use documents::SyncReport;
 pub use error::StoreError;
 pub use outbox::{ClaimedHandoff, Subject};
 pub use records::{ConversationRecord, Direction, OutboxEntry, OutboxStatus, TranscriptLine};
-pub use team::{MirrorLine, MirrorPosition, TeamStats};
 pub use takeover::PersonMessage;
 pub use tasks::Recorded;
+pub use team::{MirrorLine, MirrorPosition, TeamStats};
 pub use turn::{Committed, Turn, TurnOutcome, TurnStart};
 
 /// How long an operation waits for a free connection before the database counts as
