@@ -324,11 +324,12 @@ impl Slack {
         }
     }
 
-    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    /// The answer refusing a request whose signature does not hold; `None` when it holds.
+    fn refusal(&self, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
         let Some(verifier) = &self.inner.verifier else {
-            return Err((StatusCode::NOT_FOUND, "Socket Mode is on").into_response());
+            return Some((StatusCode::NOT_FOUND, "Socket Mode is on").into_response());
         };
-        verifier.verify(headers, body).map_err(|refused| {
+        verifier.verify(headers, body).err().map(|refused| {
             tracing::warn!(reason = %refused, "a Slack request was refused");
             metrics::counter!("closer_webhook_refused_total", "channel" => "slack").increment(1);
             (StatusCode::UNAUTHORIZED, refused.to_string()).into_response()
@@ -340,7 +341,7 @@ impl Slack {
 /// then the event committed before the 200 — within Slack's 3 seconds, or the 200 goes
 /// anyway and the work finishes behind it.
 async fn events_route(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
+    if let Some(refused) = slack.refusal(&headers, &body) {
         return refused;
     }
     let event: SlackPushEvent = match serde_json::from_slice(&body) {
@@ -384,7 +385,7 @@ async fn events_route(State(slack): State<Slack>, headers: HeaderMap, body: Byte
 /// Slash commands: signature first, then the form parsed, then acknowledged at once with
 /// the slow part sent to the `response_url`.
 async fn commands_route(State(slack): State<Slack>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
+    if let Some(refused) = slack.refusal(&headers, &body) {
         return refused;
     }
     let command: SlackCommandEvent = match serde_urlencoded::from_bytes(&body) {
@@ -411,7 +412,7 @@ async fn interactions_route(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = slack.verified(&headers, &body) {
+    if let Some(refused) = slack.refusal(&headers, &body) {
         return refused;
     }
     #[derive(serde::Deserialize)]

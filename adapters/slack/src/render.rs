@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn a_word_longer_than_a_part_is_cut_but_never_inside_an_escape() {
         let parts = split_escaped(&"<".repeat(20), 9);
-        assert_eq!(parts, vec!["&lt;&lt;", "&lt;&lt;"].repeat(5));
+        assert_eq!(parts, ["&lt;&lt;", "&lt;&lt;"].repeat(5));
     }
 
     #[test]

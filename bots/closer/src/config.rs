@@ -467,7 +467,8 @@ impl Config {
                     .context("slack.mode is socket, so the app-level token is required: set CLOSER__SLACK__APP_TOKEN or slack.app_token_file")?,
             },
         };
-        if !(section.per_channel_per_second > 0.0) {
+        let rate = section.per_channel_per_second;
+        if rate.is_nan() || rate <= 0.0 {
             bail!("slack.per_channel_per_second must be above 0");
         }
         if section.leads_channel.is_some()

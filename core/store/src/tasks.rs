@@ -181,12 +181,12 @@ impl Store {
         .await
         .map_err(|error| self.error(error))?;
         let lead_id = Uuid::new_v4();
-        leads::insert_lead(&mut *transaction, lead_id, &conversation, None, lead)
+        leads::insert_lead(&mut transaction, lead_id, &conversation, None, lead)
             .await
             .map_err(|error| self.error(error))?;
         let targets: BTreeSet<&str> = targets.iter().map(String::as_str).collect();
         for target in targets {
-            leads::queue_handoff(&mut *transaction, lead_id, target)
+            leads::queue_handoff(&mut transaction, lead_id, target)
                 .await
                 .map_err(|error| self.error(error))?;
         }
