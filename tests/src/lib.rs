@@ -1,11 +1,13 @@
 //! Test support for Closer's end-to-end tests: `spawn_app` starts the whole application on
 //! port 0 over a fresh, migrated database with the demo knowledge base and playbook.
 //! The local fake servers: [`fake_telegram`] (the Bot API), [`fake_trackers`] (the
-//! hand-off targets), [`fake_anythingllm`] (AnythingLLM's developer API) and [`fake_discord`]
-//! (Discord's REST API and gateway).
+//! hand-off targets), [`fake_anythingllm`] (AnythingLLM's developer API), [`fake_discord`]
+//! (Discord's REST API and gateway) and [`fake_slack`] (the Web API, Socket Mode and a request
+//! signer).
 
 pub mod fake_anythingllm;
 pub mod fake_discord;
+pub mod fake_slack;
 pub mod fake_telegram;
 pub mod fake_trackers;
 pub mod telegram_bench;

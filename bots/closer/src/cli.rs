@@ -125,7 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// A channel that fails for good (Telegram refusing the webhook) stops the process.
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = database::open_store(config).await?;
-    let targets = config.handoff_targets()?;
+    let mut targets = config.handoff_targets()?;
     let engine = build_engine(config, store.clone()).await?;
     let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -135,8 +135,9 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let mut channels = tokio::task::JoinSet::new();
     let telegram = config.telegram()?;
     let discord = config.discord()?;
-    if telegram.is_none() && discord.is_none() {
-        eprintln!("No channel is configured (see the [telegram] and [discord] sections of config/closer.toml).");
+    let slack = config.slack()?;
+    if telegram.is_none() && discord.is_none() && slack.is_none() {
+        eprintln!("No channel is configured (see the [telegram], [discord] and [slack] sections of config/closer.toml).");
     }
     if let Some(telegram) = telegram {
         let telegram = closer_telegram::Telegram::connect(telegram, engine.clone())
@@ -164,6 +165,29 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 .run(shutdown)
                 .await
                 .context("the Discord channel stopped")
+        });
+    }
+    if let Some(slack) = slack {
+        let slack = closer_slack::Slack::connect(slack, engine.clone())
+            .await
+            .context("while connecting to Slack")?;
+        eprintln!(
+            "Slack: answering the team as <@{}>.",
+            slack.identity().user_id
+        );
+        app = app.with_routes(slack.router());
+        if let Some(posts) = slack.lead_posts() {
+            targets.insert(
+                closer_slack::LEAD_TARGET.to_owned(),
+                std::sync::Arc::new(posts),
+            );
+        }
+        let shutdown = stopped(stopping.clone());
+        channels.spawn(async move {
+            slack
+                .run(shutdown)
+                .await
+                .context("the Slack channel stopped")
         });
     }
     if !targets.is_empty() {

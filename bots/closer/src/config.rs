@@ -34,6 +34,7 @@ pub struct Config {
     /// AnythingLLM as the answer source for product questions; off when the section is left out.
     pub anythingllm: Option<AnythingLlmSection>,
     pub discord: DiscordSection,
+    pub slack: SlackSection,
     pub log: LogConfig,
     /// The folder relative paths are resolved against: the configuration file's folder.
     #[serde(skip)]
@@ -335,6 +336,34 @@ pub struct DiscordSection {
     pub global_per_second: u32,
 }
 
+/// The Slack channel for the sales team: on when a bot token is configured.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSection {
+    /// The bot token (`xoxb-…`); a secret (better from `CLOSER__SLACK__BOT_TOKEN`).
+    pub bot_token: Option<SecretString>,
+    pub bot_token_file: Option<PathBuf>,
+    /// The Web API's base URL.
+    pub api_url: String,
+    /// `events` (Slack posts to Closer's server) or `socket` (Socket Mode, no public URL).
+    pub mode: SlackMode,
+    /// The app's signing secret, checked on every request in `events` mode.
+    pub signing_secret: Option<SecretString>,
+    pub signing_secret_file: Option<PathBuf>,
+    /// The app-level token (`xapp-…`, scope `connections:write`) for Socket Mode.
+    pub app_token: Option<SecretString>,
+    pub app_token_file: Option<PathBuf>,
+    /// Where the routes are mounted: `{path}/events`, `{path}/commands`, `{path}/interactions`.
+    pub path: String,
+    /// The channel id new leads are posted to; unset: no lead posts.
+    pub leads_channel: Option<String>,
+    /// Messages a second to one channel.
+    pub per_channel_per_second: f64,
+    /// What the team hears when the knowledge base has no answer.
+    pub not_found_ru: String,
+    pub not_found_en: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DiscordInteractions {
@@ -361,6 +390,34 @@ impl Default for DiscordSection {
             per_channel: limits.per_channel,
             channel_period_secs: limits.channel_period.as_secs(),
             global_per_second: limits.global_per_second,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    Events,
+    Socket,
+}
+
+impl Default for SlackSection {
+    fn default() -> Self {
+        let not_found = closer_slack::NotFound::default();
+        SlackSection {
+            bot_token: None,
+            bot_token_file: None,
+            api_url: "https://slack.com/api".to_owned(),
+            mode: SlackMode::Events,
+            signing_secret: None,
+            signing_secret_file: None,
+            app_token: None,
+            app_token_file: None,
+            path: "/slack".to_owned(),
+            leads_channel: None,
+            per_channel_per_second: 1.0,
+            not_found_ru: not_found.ru,
+            not_found_en: not_found.en,
         }
     }
 }
@@ -471,14 +528,83 @@ impl Config {
 
     /// The hand-off routes: each target's name and rule, read from configuration alone.
     pub fn handoff_routes(&self) -> Vec<closer_model::Route> {
-        self.handoff
+        let mut routes: Vec<closer_model::Route> = self
+            .handoff
             .targets
             .iter()
             .map(|(name, section)| closer_model::Route {
                 target: name.clone(),
                 when: section.when.clone(),
             })
-            .collect()
+            .collect();
+        // Every new lead is posted to the Slack leads channel, when there is one.
+        if self.slack_posts_leads() {
+            routes.push(closer_model::Route::always(closer_slack::LEAD_TARGET));
+        }
+        routes
+    }
+
+    /// Whether Slack is on with a leads channel.
+    fn slack_posts_leads(&self) -> bool {
+        let section = &self.slack;
+        (section.bot_token.is_some() || section.bot_token_file.is_some())
+            && section.leads_channel.is_some()
+    }
+
+    /// The Slack channel's settings, or `None` when no bot token is configured.
+    ///
+    /// # Errors
+    /// A secret file cannot be read; `events` mode without a signing secret, `socket` mode
+    /// without an app token; a rate of 0; a hand-off target named like the Slack one.
+    pub fn slack(&self) -> anyhow::Result<Option<closer_slack::SlackConfig>> {
+        let section = &self.slack;
+        let Some(bot_token) = self.secret(
+            section.bot_token.as_ref(),
+            section.bot_token_file.as_deref(),
+        )?
+        else {
+            return Ok(None);
+        };
+        let transport = match section.mode {
+            SlackMode::Events => closer_slack::Transport::Events {
+                signing_secret: self
+                    .secret(
+                        section.signing_secret.as_ref(),
+                        section.signing_secret_file.as_deref(),
+                    )?
+                    .context("slack.mode is events, so the signing secret is required: set CLOSER__SLACK__SIGNING_SECRET or slack.signing_secret_file")?,
+                path: section.path.clone(),
+            },
+            SlackMode::Socket => closer_slack::Transport::SocketMode {
+                app_token: self
+                    .secret(section.app_token.as_ref(), section.app_token_file.as_deref())?
+                    .context("slack.mode is socket, so the app-level token is required: set CLOSER__SLACK__APP_TOKEN or slack.app_token_file")?,
+            },
+        };
+        let rate = section.per_channel_per_second;
+        if rate.is_nan() || rate <= 0.0 {
+            bail!("slack.per_channel_per_second must be above 0");
+        }
+        if section.leads_channel.is_some()
+            && self.handoff.targets.contains_key(closer_slack::LEAD_TARGET)
+        {
+            bail!(
+                "handoff.targets.{} clashes with the Slack leads channel's hand-off target; rename it",
+                closer_slack::LEAD_TARGET
+            );
+        }
+        Ok(Some(closer_slack::SlackConfig {
+            bot_token,
+            api_url: section.api_url.clone(),
+            transport,
+            leads_channel: section.leads_channel.clone(),
+            conversation_url: self.handoff.conversation_url.clone(),
+            per_channel_per_second: section.per_channel_per_second,
+            not_found: closer_slack::NotFound {
+                ru: section.not_found_ru.clone(),
+                en: section.not_found_en.clone(),
+            },
+        }))
     }
 
     /// The targets that take tasks asked for by hand, by name.
@@ -1020,6 +1146,35 @@ when = { qualified = true, channels = ["telegram"] }
         .unwrap()
         .to_string();
         assert!(error.contains("public_key"), "{error}");
+    }
+
+    #[test]
+    fn slack_is_on_with_a_bot_token_and_each_mode_needs_its_secret() {
+        assert!(load_text("").unwrap().slack().unwrap().is_none());
+        let error = load_text("[slack]\nbot_token = \"xoxb-1\"\n")
+            .unwrap()
+            .slack()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("CLOSER__SLACK__SIGNING_SECRET"), "{error}");
+        let error = load_text("[slack]\nbot_token = \"xoxb-1\"\nmode = \"socket\"\n")
+            .unwrap()
+            .slack()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("CLOSER__SLACK__APP_TOKEN"), "{error}");
+        let config = load_text(
+            "[slack]\nbot_token = \"xoxb-1\"\nsigning_secret = \"s\"\nleads_channel = \"C1\"\n",
+        )
+        .unwrap();
+        assert!(config.slack().unwrap().is_some());
+        assert!(config
+            .handoff_routes()
+            .iter()
+            .any(|route| route.target == closer_slack::LEAD_TARGET));
+        assert!(!format!("{config:?}").contains("xoxb-1"));
     }
 
     #[test]

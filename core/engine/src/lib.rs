@@ -12,6 +12,8 @@
 //! - [`answers`]: a remote answer source (AnythingLLM) asked before the transaction, behind a
 //!   deadline and a circuit breaker, with the built-in retriever as the fallback.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
+//! - [`team_questions`]: the sales team's questions, answered from every document without the
+//!   sales dialog.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -26,6 +28,7 @@ use uuid::Uuid;
 pub mod answers;
 pub mod kb_sync;
 mod team;
+pub mod team_questions;
 
 pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
 pub use team::ManualLead;

@@ -13,6 +13,8 @@
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
 //! - [`records`]: the plain types the store reads back ([`ConversationRecord`],
 //!   [`OutboxEntry`], [`TranscriptLine`]).
+//! - [`team`]: the sales team's tools — `/closer stats`, a lead with its hand-offs, the lead
+//!   behind a Slack post, and how far a taken-over conversation is mirrored.
 //! - [`activity`]: what the store committed, announced in process ([`Store::subscribe`]) to
 //!   wake whoever acts on it: a channel's sender, the Slack mirror, the console.
 //! - `takeover` and `tasks`: a person taking a conversation over and writing to the
@@ -32,6 +34,7 @@ pub mod documents;
 pub mod error;
 pub mod outbox;
 pub mod records;
+pub mod team;
 pub mod turn;
 
 mod conversations;
@@ -56,6 +59,7 @@ pub use outbox::{ClaimedHandoff, Subject};
 pub use records::{ConversationRecord, Direction, OutboxEntry, OutboxStatus, TranscriptLine};
 pub use takeover::PersonMessage;
 pub use tasks::Recorded;
+pub use team::{MirrorLine, MirrorPosition, TeamStats};
 pub use turn::{Committed, Turn, TurnOutcome, TurnStart};
 
 /// How long an operation waits for a free connection before the database counts as
