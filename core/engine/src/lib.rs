@@ -117,6 +117,8 @@ impl Engine {
             }
             TurnStart::New(turn) => turn,
         };
+        let channel = inbound.channel.as_str();
+        metrics::counter!("closer_messages_total", "channel" => channel).increment(1);
         let conversation_id = turn.conversation.id;
         tracing::Span::current()
             .record("conversation_id", tracing::field::display(conversation_id));
@@ -154,6 +156,7 @@ impl Engine {
             });
         }
 
+        let retrieval_started = Instant::now();
         let knowledge = inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
             let knowledge = self.knowledge();
@@ -169,6 +172,10 @@ impl Engine {
                         .flatten()
                 })
         });
+        if inbound.content.text().is_some() {
+            metrics::histogram!("closer_retrieval_seconds")
+                .record(retrieval_started.elapsed().as_secs_f64());
+        }
         let input = Input {
             content: inbound.content.clone(),
             sender_name: inbound.sender_name.clone(),
@@ -217,7 +224,13 @@ impl Engine {
             .await?;
         if let Some(lead_id) = committed.lead_id {
             tracing::info!(%lead_id, "lead captured");
+            metrics::counter!("closer_leads_total", "channel" => channel).increment(1);
         }
+        // Until the reply is committed: channels that deliver from the store add their pacing.
+        metrics::counter!("closer_replies_total", "channel" => channel)
+            .increment(step.replies.len() as u64);
+        metrics::histogram!("closer_reply_seconds", "channel" => channel)
+            .record(started.elapsed().as_secs_f64());
         tracing::debug!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             replies = step.replies.len(),

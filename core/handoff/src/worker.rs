@@ -99,7 +99,16 @@ impl Worker {
                 round.retrying += 1;
                 continue;
             }
-            match self.deliver(handoff).await? {
+            let outcome = self.deliver(handoff).await?;
+            let outcome_name = match &outcome {
+                Outcome::Delivered => "delivered",
+                Outcome::Retrying { .. } => "retrying",
+                Outcome::Failed => "failed",
+            };
+            // Target names come from configuration: a small, fixed set of labels.
+            metrics::counter!("closer_handoffs_total", "target" => target.clone(), "outcome" => outcome_name)
+                .increment(1);
+            match outcome {
                 Outcome::Delivered => round.delivered += 1,
                 Outcome::Retrying { retry_at, reason } => {
                     round.retrying += 1;

@@ -15,11 +15,16 @@
 //!   [`OutboxEntry`], [`TranscriptLine`]).
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
+//! - [`console`]: the web console's accounts, sessions, API tokens, conversation list and
+//!   detailed transcripts, and the website chat's message feed.
+//! - [`analytics`]: the dashboard's funnel, ratings, reply times and objections.
 //!
 //! Queries use sqlx's runtime API (no database is needed to compile), and every SQL
 //! statement of Closer lives in this crate.
 
 pub mod admin;
+pub mod analytics;
+pub mod console;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -38,6 +43,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use admin::{drop_database, ensure_database, redact_url};
+pub use analytics::{Dashboard, Period};
+pub use console::{ConsoleMessage, ConversationFilter, ConversationSummary};
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;
