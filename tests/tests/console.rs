@@ -566,10 +566,7 @@ async fn a_chat_shows_in_the_console_with_its_lead_and_its_retry(pool: PgPool) {
     let id = found[0]["id"].as_str().expect("an id").to_owned();
     let detail = browser.get_json(&format!("/api/conversations/{id}")).await;
     assert_eq!(detail["conversation"]["stage"], "lead_captured", "{detail}");
-    assert_eq!(
-        detail["lead"]["details"]["contact"]["phone"],
-        "+79031234567"
-    );
+    assert_eq!(detail["lead"]["contact"]["phone"], "+79031234567");
     assert!(
         detail["objections"]
             .as_array()
