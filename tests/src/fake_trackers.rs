@@ -526,6 +526,7 @@ pub struct BitrixError {
 pub struct BitrixState {
     faults: Faults,
     leads: Vec<BitrixLead>,
+    tasks: Vec<BitrixLead>,
     errors: VecDeque<BitrixError>,
 }
 
@@ -550,6 +551,11 @@ impl Fake<BitrixState> {
 
     pub fn leads(&self) -> Vec<BitrixLead> {
         self.state().leads.clone()
+    }
+
+    /// The tasks (`tasks.task.add`), with their comments.
+    pub fn tasks(&self) -> Vec<BitrixLead> {
+        self.state().tasks.clone()
     }
 
     /// The next call gets `{"error": code, …}` with this HTTP status (Bitrix24 answers some
@@ -587,7 +593,7 @@ async fn bitrix_call(
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return bitrix_error(400, "INVALID_REQUEST", "Invalid JSON");
     };
-    let stall = {
+    let (stall, result) = {
         let mut state = lock(&state);
         if let Some(error) = state.errors.pop_front() {
             return bitrix_error(error.status, &error.code, "injected error");
@@ -607,11 +613,64 @@ async fn bitrix_call(
                     fields,
                     comments: Vec::new(),
                 });
-                state
-                    .faults
-                    .stall_next_create
-                    .take()
-                    .map(|stall| (stall, id))
+                (state.faults.stall_next_create.take(), json!(id))
+            }
+            "tasks.task.add" => {
+                let fields = body.get("fields").cloned().unwrap_or(json!({}));
+                let missing = |key: &str| {
+                    fields
+                        .get(key)
+                        .is_none_or(|value| value.is_null() || value == &json!(""))
+                };
+                if missing("TITLE") {
+                    return bitrix_error(400, "ERROR_CORE", "Task title not specified<br>");
+                }
+                if missing("RESPONSIBLE_ID") {
+                    return bitrix_error(400, "ERROR_CORE", "Responsible person not specified<br>");
+                }
+                let id = 3711 + state.tasks.len() as u64;
+                let title = fields.get("TITLE").cloned().unwrap_or_default();
+                state.tasks.push(BitrixLead {
+                    id,
+                    fields,
+                    comments: Vec::new(),
+                });
+                (
+                    state.faults.stall_next_create.take(),
+                    json!({ "task": { "id": id.to_string(), "title": title, "guid": format!("{{{id}}}") } }),
+                )
+            }
+            "tasks.task.list" => {
+                let wanted = body.get("filter").and_then(|filter| filter.get("XML_ID"));
+                let found: Vec<Value> = state
+                    .tasks
+                    .iter()
+                    .filter(|task| {
+                        wanted.is_none_or(|wanted| task.fields.get("XML_ID") == Some(wanted))
+                    })
+                    .map(|task| json!({ "id": task.id.to_string() }))
+                    .collect();
+                return Json(
+                    json!({ "result": { "tasks": found }, "total": found.len(), "time": {} }),
+                )
+                .into_response();
+            }
+            "task.commentitem.add" => {
+                let id = body.get(0).and_then(|id| match id {
+                    Value::String(text) => text.parse::<u64>().ok(),
+                    other => other.as_u64(),
+                });
+                let comment = body
+                    .get(1)
+                    .and_then(|fields| fields.get("POST_MESSAGE"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(task) = state.tasks.iter_mut().find(|task| Some(task.id) == id) else {
+                    return bitrix_error(400, "ERROR_CORE", "Task not found or not accessible");
+                };
+                task.comments.push(comment);
+                return bitrix_result(json!(task.comments.len()));
             }
             "crm.lead.list" => {
                 let filter = body.get("filter").cloned().unwrap_or(json!({}));
@@ -650,14 +709,10 @@ async fn bitrix_call(
             _ => return bitrix_error(404, "ERROR_METHOD_NOT_FOUND", "Method not found!"),
         }
     };
-    let id = match stall {
-        Some((stall, id)) => {
-            tokio::time::sleep(stall).await;
-            id
-        }
-        None => lock(&state).leads.last().map_or(0, |lead| lead.id),
-    };
-    bitrix_result(json!(id))
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    bitrix_result(result)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1607,5 +1662,320 @@ async fn trello_search(State(state): State<Arc<Mutex<TrelloState>>>, query: Quer
         .map(|card| json!({ "id": card.id, "name": card.name, "shortUrl": card.short_url }))
         .collect();
     Json(json!({ "options": { "terms": [{ "text": wanted }], "modelTypes": ["cards"] }, "cards": cards }))
+        .into_response()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Asana
+
+/// The fake's personal access token, its project and its workspace.
+pub const ASANA_TOKEN: &str = "2/1200000000000/1209999999999:fakeasanatoken";
+pub const ASANA_PROJECT: &str = "1201234567890";
+
+/// A task as the fake stores it.
+#[derive(Debug, Clone)]
+pub struct AsanaTask {
+    pub gid: String,
+    pub name: String,
+    pub notes: String,
+    /// `external.gid`, which the API accepts from OAuth apps only.
+    pub external: Option<String>,
+    pub comments: Vec<String>,
+    /// When it was created or last changed, for `modified_since`.
+    pub modified_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Asana's state.
+#[derive(Default)]
+pub struct AsanaState {
+    faults: Faults,
+    tasks: Vec<AsanaTask>,
+    /// Whether the token is an OAuth app's (accepts `external`), not a personal access token.
+    oauth_app: bool,
+    /// How many tasks a page of `GET /tasks` holds at most, to exercise pagination.
+    page_size: Option<usize>,
+}
+
+impl HasFaults for AsanaState {
+    fn faults(&mut self) -> &mut Faults {
+        &mut self.faults
+    }
+}
+
+/// Asana's REST API 1.0 (tasks, stories, project task lists, external ids), on 127.0.0.1.
+pub type FakeAsana = Fake<AsanaState>;
+
+impl Fake<AsanaState> {
+    pub async fn start() -> FakeAsana {
+        Fake::serve(
+            Router::new()
+                .route("/api/1.0/tasks", post(asana_create).get(asana_list))
+                .route("/api/1.0/tasks/{gid}", get(asana_get))
+                .route("/api/1.0/tasks/{gid}/stories", post(asana_story)),
+        )
+        .await
+    }
+
+    /// The API's base URL, as configured (`…/api/1.0`).
+    pub fn url(&self) -> String {
+        format!("{}/api/1.0", self.base())
+    }
+
+    pub fn tasks(&self) -> Vec<AsanaTask> {
+        self.state().tasks.clone()
+    }
+
+    /// Makes the token an OAuth app's, for which `external` ids work.
+    pub fn as_oauth_app(&self) {
+        self.state().oauth_app = true;
+    }
+
+    /// Pages of `GET /tasks` hold at most `size` tasks.
+    pub fn page_size(&self, size: usize) {
+        self.state().page_size = Some(size);
+    }
+
+    /// Adds a task made by someone else, to be skipped by lookups.
+    pub fn add_other_task(&self, name: &str) {
+        let mut state = self.state();
+        let gid = format!("1204567890{:03}", state.tasks.len() + 1);
+        state.tasks.push(AsanaTask {
+            gid,
+            name: name.to_owned(),
+            notes: String::new(),
+            external: None,
+            comments: Vec::new(),
+            modified_at: chrono::Utc::now(),
+        });
+    }
+}
+
+fn asana_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "errors": [{ "message": message, "help": "For more information on API status codes and how to handle them, read the docs on errors: https://developers.asana.com/docs/errors" }] })),
+    )
+        .into_response()
+}
+
+fn asana_gate(state: &mut AsanaState, headers: &HeaderMap) -> Option<Response> {
+    if let Some(injected) = state.faults.injected.pop_front() {
+        let status =
+            StatusCode::from_u16(injected.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = if injected.status == 429 {
+            "You have made too many requests recently. Please, be chill."
+        } else {
+            "injected failure"
+        };
+        return Some(with_retry_after(
+            asana_error(status, message),
+            injected.retry_after,
+        ));
+    }
+    let authorized = headers
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        == Some(format!("Bearer {ASANA_TOKEN}").as_str());
+    if !authorized {
+        return Some(asana_error(StatusCode::UNAUTHORIZED, "Not Authorized"));
+    }
+    None
+}
+
+fn asana_task_json(task: &AsanaTask) -> Value {
+    json!({
+        "gid": task.gid,
+        "resource_type": "task",
+        "name": task.name,
+        "notes": task.notes,
+        "permalink_url": format!("https://app.asana.com/0/{ASANA_PROJECT}/{}", task.gid),
+        "completed": false,
+        "external": task.external.as_ref().map(|gid| json!({ "gid": gid, "data": null })),
+    })
+}
+
+async fn asana_create(
+    State(state): State<Arc<Mutex<AsanaState>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (stall, answer) = {
+        let mut state = lock(&state);
+        if let Some(response) = asana_gate(&mut state, &headers) {
+            return response;
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+            return asana_error(
+                StatusCode::BAD_REQUEST,
+                "Could not parse request data, invalid JSON",
+            );
+        };
+        let Some(data) = body.get("data") else {
+            return asana_error(StatusCode::BAD_REQUEST, "data: Missing input");
+        };
+        let projects: Vec<&str> = data
+            .get("projects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if projects.is_empty() && data.get("workspace").is_none() && data.get("parent").is_none() {
+            return asana_error(StatusCode::BAD_REQUEST, "workspace: Missing input");
+        }
+        if projects.iter().any(|project| *project != ASANA_PROJECT) {
+            return asana_error(StatusCode::NOT_FOUND, "projects: Unknown object: 1");
+        }
+        let external = data
+            .get("external")
+            .and_then(|external| external.get("gid"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if external.is_some() && !state.oauth_app {
+            return asana_error(
+                StatusCode::BAD_REQUEST,
+                "external: External data can only be set by OAuth apps",
+            );
+        }
+        if let Some(gid) = &external {
+            if state
+                .tasks
+                .iter()
+                .any(|task| task.external.as_ref() == Some(gid))
+            {
+                return asana_error(StatusCode::BAD_REQUEST, "external: gid is already in use");
+            }
+        }
+        let text = |key: &str| {
+            data.get(key)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let task = AsanaTask {
+            gid: format!("1204567890{:03}", state.tasks.len() + 1),
+            name: text("name"),
+            notes: text("notes"),
+            external,
+            comments: Vec::new(),
+            modified_at: chrono::Utc::now(),
+        };
+        let answer = json!({ "data": asana_task_json(&task) });
+        state.tasks.push(task);
+        (state.faults.stall_next_create.take(), answer)
+    };
+    if let Some(stall) = stall {
+        tokio::time::sleep(stall).await;
+    }
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+async fn asana_list(
+    State(state): State<Arc<Mutex<AsanaState>>>,
+    headers: HeaderMap,
+    query: Query,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = asana_gate(&mut state, &headers) {
+        return response;
+    }
+    if query.get("project").map(String::as_str) != Some(ASANA_PROJECT) {
+        return asana_error(
+            StatusCode::BAD_REQUEST,
+            "Must specify exactly one of project, tag, section, user task list, or assignee + workspace",
+        );
+    }
+    let since = match query.get("modified_since") {
+        Some(text) => match chrono::DateTime::parse_from_rfc3339(text) {
+            Ok(since) => Some(since.with_timezone(&chrono::Utc)),
+            Err(_) => {
+                return asana_error(StatusCode::BAD_REQUEST, "modified_since: Not a valid date");
+            }
+        },
+        None => None,
+    };
+    let limit = query
+        .get("limit")
+        .and_then(|limit| limit.parse::<usize>().ok())
+        .unwrap_or(100)
+        .min(state.page_size.unwrap_or(100));
+    let offset = query
+        .get("offset")
+        .and_then(|offset| offset.strip_prefix("eyJ"))
+        .and_then(|offset| offset.parse::<usize>().ok())
+        .unwrap_or(0);
+    let matching: Vec<&AsanaTask> = state
+        .tasks
+        .iter()
+        .filter(|task| since.is_none_or(|since| task.modified_at >= since))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|task| asana_task_json(task))
+        .collect();
+    let next = offset + page.len();
+    let next_page = (next < matching.len()).then(|| {
+        json!({ "offset": format!("eyJ{next}"), "path": format!("/tasks?offset=eyJ{next}"), "uri": "" })
+    });
+    Json(json!({ "data": page, "next_page": next_page })).into_response()
+}
+
+async fn asana_get(
+    State(state): State<Arc<Mutex<AsanaState>>>,
+    Path(gid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = asana_gate(&mut state, &headers) {
+        return response;
+    }
+    let found = match gid.strip_prefix("external:") {
+        Some(external) => {
+            if !state.oauth_app {
+                return asana_error(
+                    StatusCode::BAD_REQUEST,
+                    "external: External data can only be read by OAuth apps",
+                );
+            }
+            state
+                .tasks
+                .iter()
+                .find(|task| task.external.as_deref() == Some(external))
+        }
+        None => state.tasks.iter().find(|task| task.gid == gid),
+    };
+    match found {
+        Some(task) => Json(json!({ "data": asana_task_json(task) })).into_response(),
+        None => asana_error(StatusCode::NOT_FOUND, "task: Unknown object"),
+    }
+}
+
+async fn asana_story(
+    State(state): State<Arc<Mutex<AsanaState>>>,
+    Path(gid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut state = lock(&state);
+    if let Some(response) = asana_gate(&mut state, &headers) {
+        return response;
+    }
+    let text = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|body| body.get("data")?.get("text")?.as_str().map(str::to_owned));
+    let Some(text) = text else {
+        return asana_error(StatusCode::BAD_REQUEST, "text: Missing input");
+    };
+    let Some(task) = state.tasks.iter_mut().find(|task| task.gid == gid) else {
+        return asana_error(StatusCode::NOT_FOUND, "task: Unknown object");
+    };
+    task.comments.push(text);
+    let story = task.comments.len();
+    (
+        StatusCode::CREATED,
+        Json(json!({ "data": { "gid": format!("1205{story:09}"), "resource_type": "story", "type": "comment", "text": task.comments.last() } })),
+    )
         .into_response()
 }

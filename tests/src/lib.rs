@@ -1,8 +1,10 @@
 //! Test support for Closer's end-to-end tests: `spawn_app` starts the whole application on
 //! port 0 over a fresh, migrated database with the demo knowledge base and playbook.
-//! The local fake servers: [`fake_telegram`] (the Bot API) and [`fake_trackers`] (the
-//! hand-off targets); AnythingLLM, Slack and Discord join them as they are built.
+//! The local fake servers: [`fake_telegram`] (the Bot API), [`fake_trackers`] (the
+//! hand-off targets) and [`fake_anythingllm`] (AnythingLLM's developer API); Slack and Discord
+//! join them as they are built.
 
+pub mod fake_anythingllm;
 pub mod fake_telegram;
 pub mod fake_trackers;
 pub mod telegram_bench;

@@ -36,9 +36,7 @@ async fn start_driver() -> Driver {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect(
-            "chromedriver runs: install Debian's chromium and chromium-driver (.ci/run does)",
-        );
+        .expect("chromedriver runs: install Debian's chromium and chromium-driver (.ci/run does)");
     let url = format!("http://127.0.0.1:{port}");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
@@ -48,7 +46,10 @@ async fn start_driver() -> Driver {
         {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chromedriver did not start"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Driver {
@@ -90,7 +91,11 @@ async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no {css} with {needle:?} on {}",
-            client.current_url().await.map(|url| url.to_string()).unwrap_or_default()
+            client
+                .current_url()
+                .await
+                .map(|url| url.to_string())
+                .unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -99,7 +104,9 @@ async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
 async fn screenshot(client: &Client, name: &str) {
     if let Ok(dir) = std::env::var("CLOSER_SCREENSHOTS") {
         let png = client.screenshot().await.expect("a screenshot");
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(dir);
         std::fs::create_dir_all(&dir).expect("the screenshot folder");
         std::fs::write(dir.join(name), png).expect("the screenshot is saved");
     }
@@ -111,7 +118,11 @@ async fn some_history(app: &closer_tests::TestApp) {
         .expect("the demo dialogs");
     for (index, line) in dialogs.lines().take(6).enumerate() {
         let dialog: serde_json::Value = serde_json::from_str(line).expect("a dialog");
-        let channel = if index % 2 == 0 { Channel::Web } else { Channel::Telegram };
+        let channel = if index % 2 == 0 {
+            Channel::Web
+        } else {
+            Channel::Telegram
+        };
         let mut turns: Vec<String> = dialog["turns"]
             .as_array()
             .into_iter()
@@ -244,7 +255,10 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         .expect("a lead lookup")
         .is_none()
     {
-        assert!(tokio::time::Instant::now() < deadline, "the lead was not recorded");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lead was not recorded"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client
@@ -307,6 +321,10 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         .await
         .expect("retry buttons")
         .len();
-    assert_eq!(after, before - 1, "the retried lead has no failed hand-off left");
+    assert_eq!(
+        after,
+        before - 1,
+        "the retried lead has no failed hand-off left"
+    );
     client.close().await.expect("the session closes");
 }

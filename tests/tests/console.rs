@@ -177,6 +177,7 @@ async fn nothing_answers_without_a_session_or_a_token(pool: PgPool) {
         "/api/conversations/00000000-0000-0000-0000-000000000000/take-over",
         "/api/conversations/00000000-0000-0000-0000-000000000000/hand-back",
         "/api/leads/00000000-0000-0000-0000-000000000000/retry",
+        "/api/conversations/00000000-0000-0000-0000-000000000000/messages",
     ] {
         let response = client
             .post(format!("{}{path}", app.address))
@@ -348,6 +349,51 @@ async fn state_changes_need_the_csrf_token_and_api_tokens_work(pool: PgPool) {
         json!([]),
         "the assistant stays silent: {quiet}"
     );
+
+    // The person writes from the console; the visitor's widget gets it, once per key.
+    let write = |csrf: Option<String>| {
+        let request = browser
+            .client
+            .post(format!("{}/api/conversations/{id}/messages", app.address))
+            .header(COOKIE, &browser.cookie)
+            .json(&json!({ "key": "k-1", "text": "Здравствуйте, это Мария из отдела продаж" }));
+        match csrf {
+            Some(csrf) => request.header("X-CSRF-Token", csrf),
+            None => request,
+        }
+        .send()
+    };
+    let refused = write(None).await.expect("a response");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for duplicate in [false, true] {
+        let sent = write(Some(browser.csrf.clone())).await.expect("a response");
+        assert_eq!(sent.status(), StatusCode::OK);
+        let sent: Value = sent.json().await.expect("JSON");
+        assert_eq!(sent["duplicate"], duplicate, "{sent}");
+    }
+    let polled: Value = client()
+        .get(format!(
+            "{}/chat/api/messages?visitor=visitor-1&after=0",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    let from_person: Vec<&Value> = polled["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|message| message["from"] == "person")
+        .collect();
+    assert_eq!(from_person.len(), 1, "{polled}");
+    assert_eq!(
+        from_person[0]["text"],
+        "Здравствуйте, это Мария из отдела продаж"
+    );
+
     // The form hands it back.
     let back = browser
         .form_post(

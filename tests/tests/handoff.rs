@@ -8,17 +8,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use closer_handoff::{
-    AmoCrm, AmoCrmConfig, Bitrix24, Bitrix24Config, HubSpot, HubSpotConfig, Jira, JiraConfig,
-    JiraFlavor, Linear, LinearConfig, Target, Trello, TrelloConfig, Webhook, WebhookConfig, Worker,
-    YandexTracker, YandexTrackerConfig,
+    AmoCrm, AmoCrmConfig, Asana, AsanaConfig, Bitrix24, Bitrix24Config, HubSpot, HubSpotConfig,
+    Jira, JiraConfig, JiraFlavor, Linear, LinearConfig, Target, Trello, TrelloConfig, Webhook,
+    WebhookConfig, Worker, YandexTracker, YandexTrackerConfig,
 };
 use closer_model::Route;
 use closer_store::{OutboxStatus, Store};
 use closer_tests::fake_trackers::{
-    FakeAmoCrm, FakeBitrix24, FakeHubSpot, FakeJira, FakeLinear, FakeTrello, FakeWebhookReceiver,
-    FakeYandexTracker, AMO_TOKEN, HUBSPOT_TOKEN, JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT,
-    JIRA_PROJECT, LINEAR_KEY, LINEAR_TEAM, TRELLO_KEY, TRELLO_LIST, TRELLO_TOKEN, WEBHOOK_SECRET,
-    YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
+    FakeAmoCrm, FakeAsana, FakeBitrix24, FakeHubSpot, FakeJira, FakeLinear, FakeTrello,
+    FakeWebhookReceiver, FakeYandexTracker, AMO_TOKEN, ASANA_PROJECT, ASANA_TOKEN, HUBSPOT_TOKEN,
+    JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT, JIRA_PROJECT, LINEAR_KEY, LINEAR_TEAM, TRELLO_KEY,
+    TRELLO_LIST, TRELLO_TOKEN, WEBHOOK_SECRET, YANDEX_ORG, YANDEX_QUEUE, YANDEX_TOKEN,
 };
 use closer_tests::{demo_engine, text};
 use sqlx::PgPool;
@@ -29,10 +29,11 @@ use uuid::Uuid;
 struct SimulatedTime(Arc<Mutex<DateTime<Utc>>>);
 
 impl SimulatedTime {
-    /// Starts a second ahead of the database's clock, so what is queued now is due.
+    /// Starts a minute ahead of the database's clock, so what the test queues next is due
+    /// however long a busy machine takes to make it.
     fn new() -> SimulatedTime {
         SimulatedTime(Arc::new(Mutex::new(
-            Utc::now() + chrono::Duration::seconds(1),
+            Utc::now() + chrono::Duration::seconds(60),
         )))
     }
 
@@ -227,7 +228,7 @@ async fn a_repeated_create_is_refused_by_unique_and_resolved_to_the_existing_iss
     let (lead, entries) = store.leads(1).await.unwrap().remove(0);
     let handoff = closer_handoff::Handoff {
         key: closer_handoff::Handoff::short_key(&entries[0].idempotency_key),
-        lead,
+        subject: closer_handoff::Subject::Lead(lead),
         transcript: Vec::new(),
         conversation_url: None,
         attempt: 1,
@@ -640,7 +641,7 @@ async fn hubspot_gets_a_contact_a_deal_and_a_note_once(pool: PgPool) {
     let again = target
         .create(&closer_handoff::Handoff {
             key: closer_handoff::Handoff::short_key(&entries[0].idempotency_key),
-            lead,
+            subject: closer_handoff::Subject::Lead(lead),
             transcript: Vec::new(),
             conversation_url: None,
             attempt: 1,
@@ -727,7 +728,10 @@ async fn trello_gets_one_card_and_its_plain_text_errors_are_shown(pool: PgPool) 
     );
 
     let store = Store::from_pool(pool.clone());
-    store.retry_failed_handoffs(entry.lead_id).await.unwrap();
+    store
+        .retry_failed_handoffs(entry.lead_id.expect("a lead's hand-off"))
+        .await
+        .unwrap();
     let worker = worker(&pool, "trello", trello(TRELLO_LIST), &time);
     fake.inject(429, None);
     time.advance(Duration::from_secs(1));
@@ -745,4 +749,214 @@ async fn trello_gets_one_card_and_its_plain_text_errors_are_shown(pool: PgPool) 
         entry.external_url.as_deref(),
         Some(cards[0].short_url.as_str())
     );
+}
+
+fn asana(fake: &FakeAsana, external_ids: bool) -> Arc<dyn Target> {
+    Arc::new(
+        Asana::new(
+            "asana",
+            AsanaConfig {
+                api_url: fake.url(),
+                token: ASANA_TOKEN.to_owned().into(),
+                project: ASANA_PROJECT.to_owned(),
+                external_ids,
+                timeout: Duration::from_millis(500),
+            },
+        )
+        .expect("the test's setup works"),
+    )
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn asana_gets_one_task_found_by_its_marker_across_pages_after_a_lost_answer(pool: PgPool) {
+    let fake = FakeAsana::start().await;
+    fake.page_size(2);
+    for other in [
+        "Renew the office lease",
+        "Quarterly report",
+        "Call the bank",
+    ] {
+        fake.add_other_task(other);
+    }
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("asana")], "a1", "Олег").await;
+    let worker = worker(&pool, "asana", asana(&fake, false), &time);
+
+    fake.inject(429, Some(30));
+    assert_eq!(worker.run_once().await.unwrap().retrying, 1, "429 waits");
+    time.advance(Duration::from_secs(31));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(
+        worker.run_once().await.unwrap().retrying,
+        1,
+        "the create's answer was lost"
+    );
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let ours: Vec<_> = fake
+        .tasks()
+        .into_iter()
+        .filter(|task| task.name.starts_with("Lead: Олег"))
+        .collect();
+    assert_eq!(ours.len(), 1, "found on the second page, not created again");
+    assert!(
+        ours[0].notes.contains("- Phone: +79031234567"),
+        "{}",
+        ours[0].notes
+    );
+    let entry = &outbox(&pool).await[0];
+    assert_eq!(entry.external_id.as_deref(), Some(ours[0].gid.as_str()));
+    assert_eq!(
+        entry.external_url.as_deref(),
+        Some(format!("https://app.asana.com/0/{ASANA_PROJECT}/{}", ours[0].gid).as_str())
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn asana_oauth_apps_use_external_ids_and_a_bad_token_is_a_refusal(pool: PgPool) {
+    let fake = FakeAsana::start().await;
+    let time = SimulatedTime::new();
+    make_lead(&pool, vec![Route::always("asana")], "a2", "Вера").await;
+
+    // A personal access token cannot set external ids: Asana refuses, and says why.
+    let refused = worker(&pool, "asana", asana(&fake, true), &time);
+    assert_eq!(refused.run_once().await.unwrap().failed, 1);
+    let entry = &outbox(&pool).await[0];
+    assert!(
+        entry
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("OAuth apps"),
+        "{entry:?}"
+    );
+
+    fake.as_oauth_app();
+    let store = Store::from_pool(pool.clone());
+    store
+        .retry_failed_handoffs(entry.lead_id.expect("a lead's hand-off"))
+        .await
+        .unwrap();
+    time.advance(Duration::from_secs(1));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(refused.run_once().await.unwrap().retrying, 1);
+    time.advance(Duration::from_secs(60));
+    assert_eq!(refused.run_once().await.unwrap().delivered, 1);
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "found by its external id");
+    assert!(tasks[0]
+        .external
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("closer-"));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_task_asked_for_by_hand_becomes_one_bitrix24_task_about_its_lead(pool: PgPool) {
+    let fake = FakeBitrix24::start().await;
+    let time = SimulatedTime::new();
+    let lead = make_lead(&pool, vec![Route::always("bitrix")], "bt1", "Пётр").await;
+    let engine = demo_engine(pool.clone(), vec![Route::always("bitrix")]).await;
+    let store = Store::from_pool(pool.clone());
+    let conversation = store
+        .leads(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(stored, _)| stored.id == lead)
+        .expect("the lead is stored")
+        .0
+        .conversation_id;
+    let worker = worker(
+        &pool,
+        "bitrix",
+        bitrix(&fake, Duration::from_millis(500)),
+        &time,
+    );
+    assert_eq!(
+        worker.run_once().await.unwrap().delivered,
+        1,
+        "the lead itself"
+    );
+
+    let request = closer_model::NewTask {
+        key: "slack:cmd-1".to_owned(),
+        title: "Перезвонить Петру в пятницу".to_owned(),
+        requested_by: "anna".to_owned(),
+        conversation_id: Some(conversation),
+        target: None,
+    };
+    let first = engine.queue_task(&request).await.unwrap();
+    let again = engine.queue_task(&request).await.unwrap();
+    assert!(!first.duplicate);
+    assert!(again.duplicate, "a retried command finds its task");
+    assert_eq!(first.value.id, again.value.id);
+
+    time.advance(Duration::from_secs(1));
+    fake.stall_next_create(Duration::from_secs(3));
+    assert_eq!(
+        worker.run_once().await.unwrap().retrying,
+        1,
+        "the answer was lost"
+    );
+    time.advance(Duration::from_secs(60));
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    let tasks = fake.tasks();
+    assert_eq!(tasks.len(), 1, "found by XML_ID, not created again");
+    assert_eq!(fake.leads().len(), 1, "a task is not a second CRM lead");
+    let fields = &tasks[0].fields;
+    assert_eq!(fields["TITLE"], "Перезвонить Петру в пятницу");
+    assert_eq!(fields["RESPONSIBLE_ID"], "1", "the webhook's user");
+    let description = fields["DESCRIPTION"].as_str().unwrap_or_default();
+    assert!(description.contains("Asked for by anna"), "{description}");
+    assert!(
+        description.contains("- Phone: +79031234567"),
+        "{description}"
+    );
+
+    let unknown = closer_model::NewTask {
+        key: "slack:cmd-2".to_owned(),
+        target: Some("jira".to_owned()),
+        ..request
+    };
+    assert!(matches!(
+        engine.queue_task(&unknown).await,
+        Err(closer_engine::EngineError::Rejected(_))
+    ));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lead_typed_by_a_person_is_handed_off_once(pool: PgPool) {
+    let receiver = FakeWebhookReceiver::start().await;
+    let time = SimulatedTime::new();
+    let engine = demo_engine(pool.clone(), vec![Route::always("crm_webhook")]).await;
+    let request = closer_engine::ManualLead {
+        key: "slack:cmd-9".to_owned(),
+        note: "Мария Соколова, maria@salon.ru, хочет внедрение в 5 филиалах".to_owned(),
+        requested_by: "anna".to_owned(),
+        channel: closer_model::Channel::Slack,
+    };
+    let first = engine.record_manual_lead(&request).await.unwrap();
+    let again = engine.record_manual_lead(&request).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(first.value, again.value);
+    let no_contact = closer_engine::ManualLead {
+        key: "slack:cmd-10".to_owned(),
+        note: "позвонить тому клиенту".to_owned(),
+        ..request
+    };
+    assert!(matches!(
+        engine.record_manual_lead(&no_contact).await,
+        Err(closer_engine::EngineError::Rejected(_))
+    ));
+
+    let worker = worker(&pool, "crm_webhook", webhook(&receiver), &time);
+    assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+    let deliveries = receiver.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let lead = &deliveries[0].body["data"]["lead"];
+    assert_eq!(lead["contact"]["email"], "maria@salon.ru");
+    assert_eq!(lead["channel"], "slack");
 }

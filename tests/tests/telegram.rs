@@ -639,3 +639,79 @@ async fn in_a_group_the_bot_answers_only_when_addressed(pool: PgPool) {
         "the mention is stripped and the chatter not read"
     );
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_salespersons_words_reach_the_prospect_and_the_bot_stays_silent_until_handed_back(
+    pool: PgPool,
+) {
+    let fake = FakeTelegram::start().await;
+    let running = start_polling(pool.clone(), &fake).await;
+    let chat = 507;
+    fake.send_text(chat, "Сколько стоит тариф?");
+    let before = replies_after(&fake, &pool, chat, 0).await.len();
+
+    let engine = running.telegram.engine().clone();
+    let conversation = engine
+        .store()
+        .conversation_by_chat(Channel::Telegram, &chat.to_string())
+        .await
+        .expect("the store answers")
+        .expect("the conversation exists")
+        .id;
+    assert!(engine
+        .take_over(conversation, "Anna")
+        .await
+        .expect("taken over"));
+    let sent = engine
+        .send_as_person(
+            conversation,
+            "slack-ts-1",
+            "Anna",
+            "Здравствуйте! Я Анна, менеджер.",
+        )
+        .await
+        .expect("stored")
+        .expect("the conversation exists");
+    let retried = engine
+        .send_as_person(
+            conversation,
+            "slack-ts-1",
+            "Anna",
+            "Здравствуйте! Я Анна, менеджер.",
+        )
+        .await
+        .expect("stored")
+        .expect("the conversation exists");
+    assert!(retried.duplicate);
+    assert_eq!(sent.message_id, retried.message_id);
+    let person = replies_after(&fake, &pool, chat, before).await;
+    assert_eq!(person.len(), 1, "delivered once: {person:#?}");
+    assert_eq!(person[0].text, "Здравствуйте! Я Анна, менеджер.");
+
+    // Taken over: the prospect's next message is recorded and the assistant says nothing.
+    let count = fake.sent_to(chat).len();
+    fake.send_text(chat, "А скидки есть?");
+    let store = Store::from_pool(pool.clone());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while store
+        .transcript(conversation)
+        .await
+        .expect("the store answers")
+        .last()
+        .is_none_or(|line| line.text != "А скидки есть?")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the message is recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.sent_to(chat).len(), count, "the bot is silent");
+
+    assert!(engine.hand_back(conversation).await.expect("handed back"));
+    fake.send_text(chat, "Сколько стоит тариф?");
+    assert!(
+        !replies_after(&fake, &pool, chat, count).await.is_empty(),
+        "the bot answers again"
+    );
+}

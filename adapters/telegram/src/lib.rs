@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use closer_engine::Engine;
+use closer_model::Channel;
 use futures::future::join_all;
 use secrecy::{ExposeSecret, SecretString};
 use teloxide::payloads::{GetUpdatesSetters, SetWebhookSetters};
@@ -162,6 +163,11 @@ impl Telegram {
         &self.me
     }
 
+    /// The engine this adapter hands its updates to.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     pub fn sender(&self) -> &Sender {
         &self.sender
     }
@@ -187,6 +193,17 @@ impl Telegram {
             let sender = self.sender.clone();
             tokio::spawn(async move { sender.sweep_every(Duration::from_secs(60)).await })
         };
+        // What a salesperson writes during a takeover (from Slack, the console) is pending
+        // in the store for this chat: deliver it like any reply.
+        let follower = {
+            let sender = self.sender.clone();
+            let store = self.engine.store().clone();
+            tokio::spawn(async move {
+                store
+                    .follow_person_messages(Channel::Telegram, |chat| sender.kick(chat))
+                    .await;
+            })
+        };
         let result = match self.mode.clone() {
             Mode::Polling { timeout } => {
                 self.poll(timeout, shutdown).await;
@@ -201,6 +218,7 @@ impl Telegram {
             },
         };
         sweeper.abort();
+        follower.abort();
         result
     }
 

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{Duration, Utc};
+use closer_engine::EngineError;
 use closer_knowledge::AudienceFilter;
 use closer_model::{Channel, Lead};
 use closer_store::{
@@ -38,6 +39,7 @@ pub fn router() -> Router<WebState> {
         .route("/api/conversations/{id}", get(conversation))
         .route("/api/conversations/{id}/take-over", post(take_over))
         .route("/api/conversations/{id}/hand-back", post(hand_back))
+        .route("/api/conversations/{id}/messages", post(write))
         .route("/api/leads", get(leads))
         .route("/api/leads.csv", get(leads_csv))
         .route("/api/leads/{id}/retry", post(retry))
@@ -213,7 +215,72 @@ pub async fn set_takeover(
     id: Uuid,
     by: Option<&str>,
 ) -> Result<bool, StoreError> {
-    state.engine.store().set_taken_over(id, by).await
+    let done = match by {
+        Some(by) => state.engine.take_over(id, by).await,
+        None => state.engine.hand_back(id).await,
+    };
+    done.map_err(|failure| match failure {
+        EngineError::Store(failure) => failure,
+        EngineError::Rejected(reason) => StoreError::Rejected { reason },
+    })
+}
+
+/// What a person writes to the prospect from the console: `key` makes a resubmission (a
+/// double click, a retried call) store it once.
+#[derive(Debug, Deserialize)]
+pub struct PersonMessageBody {
+    pub key: String,
+    pub text: String,
+}
+
+/// The longest message a person may write from the console.
+pub const MAX_PERSON_MESSAGE_CHARS: usize = 4000;
+
+/// Stores a person's message for the prospect (taking the conversation over if nobody had).
+pub async fn send_as_person(
+    state: &WebState,
+    id: Uuid,
+    by: &str,
+    body: &PersonMessageBody,
+) -> Response {
+    let key = body.key.trim();
+    if key.is_empty() || key.len() > 128 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "key must be 1 to 128 characters",
+        );
+    }
+    if body.text.chars().count() > MAX_PERSON_MESSAGE_CHARS {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("a message may be at most {MAX_PERSON_MESSAGE_CHARS} characters long"),
+        );
+    }
+    match state
+        .engine
+        .send_as_person(id, &format!("console:{key}"), by, &body.text)
+        .await
+    {
+        Ok(Some(sent)) => Json(serde_json::json!({ "duplicate": sent.duplicate })).into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no such conversation"),
+        Err(EngineError::Rejected(reason)) => error(StatusCode::UNPROCESSABLE_ENTITY, &reason),
+        Err(EngineError::Store(failure)) => store_error(&failure),
+    }
+}
+
+async fn write(
+    ApiUser(user): ApiUser,
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    body: Result<Json<PersonMessageBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found();
+    };
+    match body {
+        Ok(Json(body)) => send_as_person(&state, id, &user.email, &body).await,
+        Err(rejection) => error(rejection.status(), &rejection.body_text()),
+    }
 }
 
 async fn take_over(

@@ -38,6 +38,7 @@ pub fn router() -> Router<WebState> {
         .route("/console/conversations/{id}", get(conversation))
         .route("/console/conversations/{id}/take-over", post(take_over))
         .route("/console/conversations/{id}/hand-back", post(hand_back))
+        .route("/console/conversations/{id}/send", post(send))
         .route("/console/leads", get(leads))
         .route("/console/leads.csv", get(leads_csv))
         .route("/console/leads/{id}/retry", post(retry))
@@ -564,6 +565,14 @@ async fn conversation(
                     h2 { "Hand-off" }
                     ul { @for entry in &detail.handoffs { li { (handoff_status(entry)) } } }
                 } @else { p.muted { "No contact yet." } }
+                h2 { "Write to the prospect" }
+                form.write method="post" action={ "/console/conversations/" (conversation.id) "/send" } {
+                    (csrf_field(&user))
+                    // One key per rendering: a double submission stores the message once.
+                    input type="hidden" name="key" value=(auth::random_token());
+                    textarea name="text" required maxlength=(api::MAX_PERSON_MESSAGE_CHARS) placeholder="Your message; the assistant stays silent while you write" {}
+                    button type="submit" { "Send" }
+                }
                 h2 { "Takeover" }
                 @if let Some(by) = &conversation.taken_over_by {
                     p #takeover { "Taken over by " strong { (by) } ": the assistant is silent." }
@@ -641,6 +650,42 @@ async fn set_takeover(
         Ok(true) => Redirect::to(&format!("/console/conversations/{id}")).into_response(),
         Ok(false) => problem(StatusCode::NOT_FOUND, Some(user), "No such conversation."),
         Err(failure) => api::store_error(&failure),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WriteForm {
+    #[serde(default)]
+    csrf: String,
+    key: String,
+    text: String,
+}
+
+async fn send(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Form(form): Form<WriteForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&user, &CsrfForm { csrf: form.csrf }) {
+        return refused;
+    }
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return problem(StatusCode::NOT_FOUND, Some(&user), "No such conversation.");
+    };
+    let body = api::PersonMessageBody {
+        key: form.key,
+        text: form.text,
+    };
+    let response = api::send_as_person(&state, id, &user.email, &body).await;
+    if response.status().is_success() {
+        Redirect::to(&format!("/console/conversations/{id}")).into_response()
+    } else {
+        problem(
+            response.status(),
+            Some(&user),
+            "The message was not sent: it is empty or too long, or the conversation is gone.",
+        )
     }
 }
 

@@ -74,6 +74,9 @@ pub enum LeadsCommand {
 pub enum KbCommand {
     /// Import a folder of Markdown, text and CSV files; a re-import syncs changes and deletions.
     Import { dir: PathBuf },
+    /// Push the knowledge base to the AnythingLLM workspace of `[anythingllm]`: changed
+    /// documents replaced, deleted ones removed, the persona's prompt and refusal text set.
+    Sync,
     /// Show the passages retrieval finds for a query, with their scores.
     Search {
         query: String,
@@ -108,6 +111,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = database::open_store(&config).await?;
             match command {
                 KbCommand::Import { dir } => kb::import(&store, &dir, true).await,
+                KbCommand::Sync => kb::sync(&config, &store).await,
                 KbCommand::Search {
                     query,
                     limit,
@@ -253,10 +257,19 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
             )
         })?;
     let knowledge = kb::load(config, &store).await?;
-    Ok(Engine::new(
-        store,
-        dialog,
-        knowledge,
-        config.handoff_routes(),
-    ))
+    let engine = Engine::new(store, dialog, knowledge, config.handoff_routes())
+        .with_task_targets(config.task_targets());
+    Ok(match config.anythingllm()? {
+        Some(setup) => {
+            let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)
+                .context("while setting up the AnythingLLM client")?;
+            tracing::info!(
+                workspace = client.workspace_slug(),
+                deadline_ms = setup.policy.deadline.as_millis() as u64,
+                "product questions are answered by AnythingLLM"
+            );
+            engine.with_answer_source(std::sync::Arc::new(client), setup.policy)
+        }
+        None => engine,
+    })
 }

@@ -31,6 +31,8 @@ pub struct Config {
     pub assistant: AssistantConfig,
     pub handoff: HandoffConfig,
     pub telegram: TelegramSection,
+    /// AnythingLLM as the answer source for product questions; off when the section is left out.
+    pub anythingllm: Option<AnythingLlmSection>,
     pub log: LogConfig,
     /// The web console and the website chat; off when the section is left out.
     pub web: Option<WebSection>,
@@ -146,7 +148,7 @@ pub struct TargetSection {
     pub secret_file: Option<PathBuf>,
     /// Yandex Tracker: the queue's key.
     pub queue: Option<String>,
-    /// Jira: the project's key, the issue type (`Task` by default) and, for Jira Cloud, the
+    /// Jira: the project's key (Asana: the project's gid), the issue type (`Task` by default) and, for Jira Cloud, the
     /// account's e-mail that goes with the API token.
     pub project: Option<String>,
     pub issue_type: Option<String>,
@@ -166,9 +168,20 @@ pub struct TargetSection {
     /// How long one request may take, in seconds.
     #[serde(default = "default_target_timeout")]
     pub timeout_secs: u64,
+    /// Asana: set `external.gid` and find tasks by it (OAuth apps only; a personal access
+    /// token finds them by a marker in the notes).
+    #[serde(default)]
+    pub external_ids: bool,
     /// Which leads the target takes; every lead when empty.
     #[serde(default)]
     pub when: closer_model::RouteRule,
+    /// Whether tasks asked for by hand (Slack's `/closer task`) go to this target too.
+    #[serde(default = "default_takes_tasks")]
+    pub tasks: bool,
+}
+
+fn default_takes_tasks() -> bool {
+    true
 }
 
 fn default_target_timeout() -> u64 {
@@ -189,6 +202,7 @@ pub enum TargetKind {
     JiraDataCenter,
     Linear,
     Trello,
+    Asana,
 }
 
 /// The hand-off targets by name, with their clients built.
@@ -248,6 +262,53 @@ impl Default for TelegramSection {
             overall_per_second: limits.overall_per_second,
         }
     }
+}
+
+/// AnythingLLM: a workspace answers product questions (chat in query mode), `closer kb sync`
+/// pushes the knowledge base to it, and the built-in retriever stands in when it fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnythingLlmSection {
+    /// The instance, e.g. `http://localhost:3001`.
+    pub base_url: Option<String>,
+    /// The workspace's slug.
+    pub workspace: Option<String>,
+    /// The developer API key; a secret (better from `CLOSER__ANYTHINGLLM__API_KEY`).
+    pub api_key: Option<SecretString>,
+    pub api_key_file: Option<PathBuf>,
+    /// How long a prospect's answer waits for AnythingLLM before the built-in one is used.
+    pub deadline_ms: u64,
+    /// Consecutive failures that stop Closer from asking AnythingLLM for a while.
+    pub breaker_failures: u32,
+    /// How long it stops, before one question probes whether AnythingLLM is back.
+    pub breaker_cool_down_secs: u64,
+    /// A bound on each request of `closer kb sync` (embedding a document takes a while).
+    pub sync_timeout_secs: u64,
+}
+
+impl Default for AnythingLlmSection {
+    fn default() -> Self {
+        let policy = closer_engine::AnswerPolicy::default();
+        AnythingLlmSection {
+            base_url: None,
+            workspace: None,
+            api_key: None,
+            api_key_file: None,
+            deadline_ms: policy.deadline.as_millis() as u64,
+            breaker_failures: policy.breaker_failures,
+            breaker_cool_down_secs: policy.breaker_cool_down.as_secs(),
+            sync_timeout_secs: 120,
+        }
+    }
+}
+
+/// AnythingLLM's settings, checked.
+#[derive(Debug, Clone)]
+pub struct AnythingLlmSetup {
+    /// For answers: requests are bounded by the deadline, not by this client.
+    pub settings: closer_knowledge::anythingllm::AnythingLlmSettings,
+    pub policy: closer_engine::AnswerPolicy,
+    pub sync_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -416,6 +477,16 @@ impl Config {
             .collect()
     }
 
+    /// The targets that take tasks asked for by hand, by name.
+    pub fn task_targets(&self) -> Vec<String> {
+        self.handoff
+            .targets
+            .iter()
+            .filter(|(_, section)| section.tasks)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// The hand-off targets, their clients built, for the worker that delivers to them.
     ///
     /// # Errors
@@ -542,6 +613,22 @@ impl Config {
                     )
                     .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
                 ),
+                TargetKind::Asana => Arc::new(
+                    closer_handoff::Asana::new(
+                        name,
+                        closer_handoff::AsanaConfig {
+                            api_url: section
+                                .url
+                                .clone()
+                                .unwrap_or_else(|| "https://app.asana.com/api/1.0".to_owned()),
+                            token: secret,
+                            project: required(&section.project, "project")?,
+                            external_ids: section.external_ids,
+                            timeout,
+                        },
+                    )
+                    .map_err(|error| anyhow::anyhow!("handoff.targets.{name}: {error}"))?,
+                ),
                 TargetKind::JiraCloud | TargetKind::JiraDataCenter => Arc::new(
                     closer_handoff::Jira::new(
                         name,
@@ -616,6 +703,50 @@ impl Config {
                 per_group_per_minute: section.per_group_per_minute,
                 overall_per_second: section.overall_per_second,
             },
+        }))
+    }
+
+    /// AnythingLLM's settings, or `None` when the `[anythingllm]` section is left out.
+    ///
+    /// # Errors
+    /// The section misses its base URL, workspace or key; the key file cannot be read; a
+    /// deadline or threshold of 0.
+    pub fn anythingllm(&self) -> anyhow::Result<Option<AnythingLlmSetup>> {
+        let Some(section) = &self.anythingllm else {
+            return Ok(None);
+        };
+        let base_url = section
+            .base_url
+            .clone()
+            .filter(|url| !url.trim().is_empty())
+            .context("anythingllm.base_url is required (e.g. http://localhost:3001)")?;
+        let workspace = section
+            .workspace
+            .clone()
+            .filter(|slug| !slug.trim().is_empty())
+            .context("anythingllm.workspace (the workspace's slug) is required")?;
+        let api_key = self
+            .secret(section.api_key.as_ref(), section.api_key_file.as_deref())?
+            .context("anythingllm needs its API key: set CLOSER__ANYTHINGLLM__API_KEY or anythingllm.api_key_file")?;
+        if section.deadline_ms == 0 || section.breaker_failures == 0 {
+            bail!("anythingllm.deadline_ms and anythingllm.breaker_failures must be at least 1");
+        }
+        let deadline = std::time::Duration::from_millis(section.deadline_ms);
+        Ok(Some(AnythingLlmSetup {
+            settings: closer_knowledge::anythingllm::AnythingLlmSettings {
+                base_url,
+                workspace,
+                api_key,
+                request_timeout: deadline.max(std::time::Duration::from_secs(30)),
+            },
+            policy: closer_engine::AnswerPolicy {
+                deadline,
+                breaker_failures: section.breaker_failures,
+                breaker_cool_down: std::time::Duration::from_secs(
+                    section.breaker_cool_down_secs.max(1),
+                ),
+            },
+            sync_timeout: std::time::Duration::from_secs(section.sync_timeout_secs.max(1)),
         }))
     }
 
@@ -782,6 +913,29 @@ when = { qualified = true, channels = ["telegram"] }
             .unwrap()
             .to_string();
         assert!(error.contains("webhook_url"), "{error}");
+    }
+
+    #[test]
+    fn anythingllm_is_off_unless_configured_and_needs_its_key() {
+        assert!(load_text("").unwrap().anythingllm().unwrap().is_none());
+        let setup = load_text(
+            "[anythingllm]\nbase_url = \"http://localhost:3001\"\nworkspace = \"sales\"\napi_key = \"sk-secret-key\"\ndeadline_ms = 1500\n",
+        )
+        .unwrap();
+        assert!(!format!("{setup:?}").contains("sk-secret-key"));
+        let setup = setup.anythingllm().unwrap().unwrap();
+        assert_eq!(
+            setup.policy.deadline,
+            std::time::Duration::from_millis(1500)
+        );
+        assert_eq!(setup.policy.breaker_failures, 5);
+        let error = load_text("[anythingllm]\nbase_url = \"http://x\"\nworkspace = \"s\"\n")
+            .unwrap()
+            .anythingllm()
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(error.contains("CLOSER__ANYTHINGLLM__API_KEY"), "{error}");
     }
 
     #[test]

@@ -46,6 +46,25 @@ pub struct EvalArgs {
     /// Print every wrong answer and failed dialog.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Who answers product questions: the built-in retriever, or the AnythingLLM workspace of
+    /// `[anythingllm]` (the built-in one standing in when it fails), to compare them.
+    #[arg(long, value_enum, default_value_t = AnswerSourceArg::Builtin)]
+    pub answers: AnswerSourceArg,
+    /// With `--answers anythingllm`: first make the workspace hold exactly the set's knowledge
+    /// base (`kb sync`; documents an earlier sync pushed are replaced).
+    #[arg(long)]
+    pub sync_workspace: bool,
+    /// With `--answers anythingllm`: the deadline per answer in milliseconds, instead of the
+    /// configured one (a language model may need more than a chat user waits).
+    #[arg(long)]
+    pub deadline_ms: Option<u64>,
+}
+
+/// The answer source `closer eval` runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnswerSourceArg {
+    Builtin,
+    Anythingllm,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -337,7 +356,41 @@ async fn run_on(
     let retriever =
         closer_knowledge::Retriever::build(&scanned.documents, &config.knowledge.retriever)?;
     let dialog_config = closer_dialog::DialogConfig::from_toml_str(&config.playbook_text()?)?;
-    let engine = Engine::new(store.clone(), dialog_config, retriever, Vec::new());
+    let mut engine = Engine::new(store.clone(), dialog_config, retriever, Vec::new());
+    if args.answers == AnswerSourceArg::Anythingllm {
+        let mut setup = config
+            .anythingllm()?
+            .context("--answers anythingllm needs an [anythingllm] section in the configuration")?;
+        if let Some(deadline_ms) = args.deadline_ms {
+            setup.policy.deadline = Duration::from_millis(deadline_ms.max(1));
+        }
+        if args.sync_workspace {
+            let mut sync_settings = setup.settings.clone();
+            sync_settings.request_timeout = setup.sync_timeout;
+            let client = closer_knowledge::anythingllm::AnythingLlm::new(&sync_settings)?;
+            let report = closer_engine::kb_sync::sync_workspace(
+                &store,
+                &client,
+                engine.dialog_config(),
+                |_, _, _| {},
+            )
+            .await
+            .context("while pushing the set's knowledge base to AnythingLLM")?;
+            eprintln!(
+                "AnythingLLM workspace {:?}: {} documents pushed, {} earlier ones removed.",
+                client.workspace_slug(),
+                report.added.len(),
+                report.strays_removed
+            );
+        }
+        let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)?;
+        eprintln!(
+            "Answers from AnythingLLM (workspace {:?}, deadline {} ms).",
+            client.workspace_slug(),
+            setup.policy.deadline.as_millis()
+        );
+        engine = engine.with_answer_source(std::sync::Arc::new(client), setup.policy);
+    }
 
     let mut json = match &args.json {
         Some(path) => Some(std::io::BufWriter::new(

@@ -64,6 +64,69 @@ pub async fn import(store: &Store, dir: &Path, interactive: bool) -> anyhow::Res
     Ok(())
 }
 
+/// `closer kb sync`: pushes the stored knowledge base to the configured AnythingLLM workspace,
+/// with a progress bar, and prints what changed.
+///
+/// # Errors
+/// `[anythingllm]` is not configured; the playbook, the store or AnythingLLM fails.
+pub async fn sync(config: &Config, store: &Store) -> anyhow::Result<()> {
+    let mut setup = config.anythingllm()?.context(
+        "AnythingLLM is not configured: add an [anythingllm] section to the configuration",
+    )?;
+    setup.settings.request_timeout = setup.sync_timeout;
+    let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)?;
+    let dialog = closer_dialog::DialogConfig::from_toml_str(&config.playbook_text()?)
+        .context("while reading the playbook")?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} syncing {pos}/{len} documents {wide_bar} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let report =
+        closer_engine::kb_sync::sync_workspace(store, &client, &dialog, |done, total, source| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(source.to_owned());
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "while syncing the knowledge base to the AnythingLLM workspace {:?}",
+                client.workspace_slug()
+            )
+        });
+    bar.finish_and_clear();
+    let report = report?;
+    println!(
+        "Synced to the AnythingLLM workspace {:?}: {} added, {} replaced, {} unchanged, {} removed{}{}.",
+        client.workspace_slug(),
+        report.added.len(),
+        report.replaced.len(),
+        report.unchanged.len(),
+        report.removed.len(),
+        if report.strays_removed > 0 {
+            format!(", {} left over by an interrupted sync removed", report.strays_removed)
+        } else {
+            String::new()
+        },
+        if report.persona_updated {
+            "; system prompt and refusal text set from the playbook"
+        } else {
+            ""
+        },
+    );
+    for (label, sources) in [
+        ("added", &report.added),
+        ("replaced", &report.replaced),
+        ("removed", &report.removed),
+    ] {
+        for source in sources {
+            println!("  {label}: {source}");
+        }
+    }
+    Ok(())
+}
+
 /// Prints the passages retrieval finds for `query`, best first, with their scores.
 ///
 /// # Errors

@@ -181,3 +181,42 @@ pub fn build_lead(
         qualified,
     }
 }
+
+/// Why a note typed by a person does not make a lead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManualLeadError {
+    #[error("the note names no phone number or e-mail address to reach the prospect")]
+    NoContact,
+}
+
+/// A lead from a note a person typed (`/closer lead Ivan Petrov, +7 903 123-45-67, wants a
+/// demo`): the contact details found in it, and the rest of the note as the need.
+///
+/// # Errors
+/// [`ManualLeadError::NoContact`] when the note has neither a phone nor an e-mail: a lead the
+/// team cannot reach is not a lead.
+pub fn lead_from_note(note: &str) -> Result<NewLead, ManualLeadError> {
+    let mut contact = closer_model::Contact::default();
+    crate::contact::extract_contact(note).apply_to(&mut contact);
+    if contact.phone.is_none() && contact.email.is_none() {
+        return Err(ManualLeadError::NoContact);
+    }
+    let mut need = crate::contact::blank_contact_details(note);
+    for known in [contact.name.as_deref(), contact.company.as_deref()]
+        .into_iter()
+        .flatten()
+    {
+        need = need.replacen(known, "", 1);
+    }
+    let need = need
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|part| part.chars().any(char::is_alphanumeric))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(NewLead {
+        contact,
+        summary: need,
+        ..NewLead::default()
+    })
+}

@@ -612,3 +612,37 @@ fn an_objection_adds_the_playbook_search_words_to_the_knowledge_query() {
         );
     }
 }
+
+#[test]
+fn a_note_typed_by_a_person_makes_a_lead_only_with_a_way_to_reach_them() {
+    let lead =
+        closer_dialog::lead_from_note("Иван Петров, +7 903 123-45-67, хочет демо для трёх салонов")
+            .expect("a phone makes a lead");
+    assert_eq!(
+        lead.contact
+            .phone
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("+79031234567")
+    );
+    assert_eq!(lead.contact.name.as_deref(), Some("Иван Петров"));
+    assert!(lead.summary.contains("хочет демо"), "{}", lead.summary);
+    assert!(!lead.summary.contains("903"), "{}", lead.summary);
+
+    let lead = closer_dialog::lead_from_note("Anna from Acme anna@acme.com wants pricing")
+        .expect("an e-mail makes a lead");
+    assert_eq!(
+        lead.contact
+            .email
+            .as_ref()
+            .map(ToString::to_string)
+            .as_deref(),
+        Some("anna@acme.com")
+    );
+
+    assert_eq!(
+        closer_dialog::lead_from_note("call that guy from yesterday"),
+        Err(closer_dialog::ManualLeadError::NoContact)
+    );
+}

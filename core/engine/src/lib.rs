@@ -6,6 +6,12 @@
 //! rows in that same transaction. Only then are the replies returned to the channel, so a
 //! crash before the commit leaves nothing half-done and a redelivery after it is answered
 //! from the store instead of being processed twice.
+//!
+//! - `team`: the sales team acts through it too: taking a conversation over, writing to the
+//!   prospect, handing it back, and creating tasks and leads by hand.
+//! - [`answers`]: a remote answer source (AnythingLLM) asked before the transaction, behind a
+//!   deadline and a circuit breaker, with the built-in retriever as the fallback.
+//! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
 
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -17,6 +23,13 @@ use closer_store::{Store, StoreError, TurnOutcome, TurnStart};
 use tracing::Instrument;
 use uuid::Uuid;
 
+pub mod answers;
+pub mod kb_sync;
+mod team;
+
+pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
+pub use team::ManualLead;
+
 /// Why a message could not be handled. The message is not lost: nothing was committed,
 /// so the channel may deliver it again.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +37,10 @@ pub enum EngineError {
     /// The database is unreachable or failed; retry later.
     #[error("the conversation store is unavailable: {0}")]
     Store(#[from] StoreError),
+    /// The request cannot be carried out as asked (an empty message, a note without a
+    /// contact, an unknown target); the reason is fit to show the person who asked.
+    #[error("{0}")]
+    Rejected(String),
 }
 
 /// What became of one inbound message.
@@ -47,6 +64,10 @@ pub struct Engine {
     knowledge: Arc<RwLock<Arc<Retriever>>>,
     /// The hand-off routes a new lead is matched against, from configuration.
     routes: Arc<[Route]>,
+    /// The targets a task asked for by hand goes to: every routed target unless configured.
+    task_targets: Arc<[String]>,
+    /// A remote answer source (AnythingLLM) for product questions, when configured.
+    remote_answers: Option<Arc<RemoteAnswers>>,
 }
 
 impl Engine {
@@ -56,12 +77,45 @@ impl Engine {
         knowledge: Retriever,
         routes: Vec<Route>,
     ) -> Engine {
+        let mut task_targets: Vec<String> = Vec::new();
+        for route in &routes {
+            if !task_targets.contains(&route.target) {
+                task_targets.push(route.target.clone());
+            }
+        }
         Engine {
             store,
             dialog: Arc::new(dialog),
             knowledge: Arc::new(RwLock::new(Arc::new(knowledge))),
             routes: routes.into(),
+            task_targets: task_targets.into(),
+            remote_answers: None,
         }
+    }
+
+    /// Sends tasks asked for by hand to these targets only (by default, every target of the
+    /// routes).
+    #[must_use]
+    pub fn with_task_targets(mut self, targets: Vec<String>) -> Engine {
+        self.task_targets = targets.into();
+        self
+    }
+
+    /// Answers product questions from `source` (AnythingLLM) under `policy`, the built-in
+    /// retriever standing in when it is slow, down or its breaker open.
+    #[must_use]
+    pub fn with_answer_source(
+        mut self,
+        source: Arc<dyn AnswerSource>,
+        policy: AnswerPolicy,
+    ) -> Engine {
+        self.remote_answers = Some(Arc::new(RemoteAnswers::new(source, policy)));
+        self
+    }
+
+    /// The remote answer source, when one is configured.
+    pub fn remote_answers(&self) -> Option<&Arc<RemoteAnswers>> {
+        self.remote_answers.as_ref()
     }
 
     pub fn store(&self) -> &Store {
@@ -105,6 +159,9 @@ impl Engine {
 
     async fn handle_inner(&self, inbound: &InboundMessage) -> Result<Handled, EngineError> {
         let started = Instant::now();
+        // The remote source is asked before the transaction: its answer may take seconds,
+        // and the conversation's row stays unlocked meanwhile.
+        let remote = self.ask_remote(inbound).await?;
         let turn = match self.store.begin_turn(inbound).await? {
             TurnStart::Duplicate { replies } => {
                 tracing::info!("duplicate message ignored");
@@ -117,11 +174,11 @@ impl Engine {
             }
             TurnStart::New(turn) => turn,
         };
-        let channel = inbound.channel.as_str();
-        metrics::counter!("closer_messages_total", "channel" => channel).increment(1);
         let conversation_id = turn.conversation.id;
         tracing::Span::current()
             .record("conversation_id", tracing::field::display(conversation_id));
+        metrics::counter!("closer_messages_total", "channel" => inbound.channel.as_str())
+            .increment(1);
 
         let state = restore_state(&turn.conversation.state);
         let source_campaign = match &inbound.content {
@@ -156,8 +213,39 @@ impl Engine {
             });
         }
 
-        let retrieval_started = Instant::now();
-        let knowledge = inbound.content.text().and_then(|text| {
+        let remote_knowledge = match remote {
+            Some(RemoteOutcome::Answered(answer)) => Some(Some(answer)),
+            // A refusal: the dialog declines and offers a person; nothing is guessed.
+            Some(RemoteOutcome::Refused) => Some(None),
+            // Slow, failed, breaker open, or not asked: the built-in retriever answers.
+            _ => None,
+        };
+        let knowledge = remote_knowledge.unwrap_or_else(|| {
+            let retrieval_started = Instant::now();
+            let answer = self.built_in_answer(inbound, &state);
+            if inbound.content.text().is_some() {
+                metrics::histogram!("closer_retrieval_seconds")
+                    .record(retrieval_started.elapsed().as_secs_f64());
+            }
+            answer
+        });
+        let input = Input {
+            content: inbound.content.clone(),
+            sender_name: inbound.sender_name.clone(),
+            knowledge,
+        };
+        let step = closer_dialog::step(&self.dialog, state, &input);
+        self.finish_turn(inbound, turn, step, source_campaign, started)
+            .await
+    }
+
+    /// The built-in retriever's answer to the message's text.
+    fn built_in_answer(
+        &self,
+        inbound: &InboundMessage,
+        state: &DialogState,
+    ) -> Option<closer_model::KnowledgeAnswer> {
+        inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
             let knowledge = self.knowledge();
             // An objection searches with the playbook's words for it first; when that finds
@@ -171,18 +259,61 @@ impl Engine {
                         .then(|| knowledge.answer(text, lang, AudienceFilter::PublicOnly))
                         .flatten()
                 })
-        });
-        if inbound.content.text().is_some() {
-            metrics::histogram!("closer_retrieval_seconds")
-                .record(retrieval_started.elapsed().as_secs_f64());
-        }
-        let input = Input {
-            content: inbound.content.clone(),
-            sender_name: inbound.sender_name.clone(),
-            knowledge,
-        };
-        let step = closer_dialog::step(&self.dialog, state, &input);
+        })
+    }
 
+    /// Asks the remote answer source, when one is configured and the message is a question
+    /// the dialog would answer from the knowledge base. Read without a lock: a message of the
+    /// same chat committed meanwhile can only make the question asked for nothing, or answered
+    /// by the built-in retriever, never processed twice (the transaction decides that).
+    async fn ask_remote(
+        &self,
+        inbound: &InboundMessage,
+    ) -> Result<Option<RemoteOutcome>, EngineError> {
+        let (Some(remote), Some(text)) = (&self.remote_answers, inbound.content.text()) else {
+            return Ok(None);
+        };
+        let conversation = self
+            .store
+            .conversation_by_chat(inbound.channel, &inbound.chat_id)
+            .await?;
+        let state = match &conversation {
+            Some(conversation) => {
+                if conversation.taken_over_by.is_some()
+                    || self
+                        .store
+                        .inbound_recorded(conversation.id, &inbound.platform_message_id)
+                        .await?
+                {
+                    return Ok(None);
+                }
+                restore_state(&conversation.state)
+            }
+            None => DialogState::default(),
+        };
+        if !uses_knowledge(&self.dialog, &state, inbound) {
+            return Ok(None);
+        }
+        let lang = Lang::detect(text).unwrap_or(state.lang());
+        let session = format!("{}:{}", inbound.channel.as_str(), inbound.chat_id);
+        let question = answers::Question {
+            text,
+            lang,
+            session: &session,
+        };
+        Ok(Some(remote.ask(&question).await))
+    }
+
+    /// Commits what the dialog's step produced and returns the replies.
+    async fn finish_turn(
+        &self,
+        inbound: &InboundMessage,
+        turn: closer_store::Turn,
+        step: closer_dialog::Step,
+        source_campaign: Option<String>,
+        started: Instant,
+    ) -> Result<Handled, EngineError> {
+        let conversation_id = turn.conversation.id;
         let mut new_lead: Option<NewLead> = None;
         let mut lead_update: Option<NewLead> = None;
         let mut rating = None;
@@ -222,11 +353,12 @@ impl Engine {
                 source_campaign: source_campaign.as_deref(),
             })
             .await?;
+        let channel = inbound.channel.as_str();
         if let Some(lead_id) = committed.lead_id {
             tracing::info!(%lead_id, "lead captured");
             metrics::counter!("closer_leads_total", "channel" => channel).increment(1);
         }
-        // Until the reply is committed: channels that deliver from the store add their pacing.
+        // Until the replies are committed: channels that deliver from the store add their pacing.
         metrics::counter!("closer_replies_total", "channel" => channel)
             .increment(step.replies.len() as u64);
         metrics::histogram!("closer_reply_seconds", "channel" => channel)
@@ -256,4 +388,32 @@ fn restore_state(stored: &serde_json::Value) -> DialogState {
         tracing::warn!(%error, "stored dialog state does not parse; starting the dialog over");
         DialogState::default()
     })
+}
+
+/// Whether the dialog would use a knowledge-base answer for this message: the dialog is pure,
+/// so it is stepped once, aside, with a marked answer, and its replies are checked for it.
+fn uses_knowledge(dialog: &DialogConfig, state: &DialogState, inbound: &InboundMessage) -> bool {
+    const PROBE: &str = "closer:probe";
+    let probe = closer_model::KnowledgeAnswer {
+        text: "Probe.".to_owned(),
+        citations: vec![closer_model::Citation {
+            title: PROBE.to_owned(),
+            source: PROBE.to_owned(),
+        }],
+        score: 1.0,
+    };
+    let input = Input {
+        content: inbound.content.clone(),
+        sender_name: inbound.sender_name.clone(),
+        knowledge: Some(probe),
+    };
+    closer_dialog::step(dialog, state.clone(), &input)
+        .replies
+        .iter()
+        .any(|reply| {
+            reply
+                .citations
+                .iter()
+                .any(|citation| citation.source == PROBE)
+        })
 }

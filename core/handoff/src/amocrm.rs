@@ -69,25 +69,27 @@ impl AmoCrm {
 impl Target for AmoCrm {
     async fn create(&self, handoff: &Handoff) -> Result<Created, Failure> {
         let item = item::item(handoff);
-        let contact = &handoff.lead.details.contact;
-        let mut fields = Vec::new();
-        if let Some(phone) = &contact.phone {
-            fields.push(json!({ "field_code": "PHONE", "values": [{ "value": phone.to_string(), "enum_code": "WORK" }] }));
-        }
-        if let Some(email) = &contact.email {
-            fields.push(json!({ "field_code": "EMAIL", "values": [{ "value": email.to_string(), "enum_code": "WORK" }] }));
-        }
-        let person = json!({
-            "name": contact.name.clone().unwrap_or_else(|| item.title.clone()),
-            "custom_fields_values": fields,
+        let mut embedded = json!({
+            "tags": [{ "name": "closer" }, { "name": Self::tag(handoff) }],
         });
+        // A task asked for by hand outside a conversation has no prospect to attach.
+        if let Some(contact) = handoff.contact() {
+            let mut fields = Vec::new();
+            if let Some(phone) = &contact.phone {
+                fields.push(json!({ "field_code": "PHONE", "values": [{ "value": phone.to_string(), "enum_code": "WORK" }] }));
+            }
+            if let Some(email) = &contact.email {
+                fields.push(json!({ "field_code": "EMAIL", "values": [{ "value": email.to_string(), "enum_code": "WORK" }] }));
+            }
+            embedded["contacts"] = json!([{
+                "name": contact.name.clone().unwrap_or_else(|| item.title.clone()),
+                "custom_fields_values": fields,
+            }]);
+        }
         let body = json!([{
             "name": item.title,
             "request_id": handoff.key,
-            "_embedded": {
-                "tags": [{ "name": "closer" }, { "name": Self::tag(handoff) }],
-                "contacts": [person],
-            },
+            "_embedded": embedded,
         }]);
         let (_, answer) = self
             .send(

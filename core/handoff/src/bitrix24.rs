@@ -1,6 +1,8 @@
 //! Bitrix24 through an incoming webhook (`https://{portal}/rest/{user}/{code}/`): a CRM lead
 //! (`crm.lead.add`) tagged `ORIGINATOR_ID`/`ORIGIN_ID`, by which an earlier attempt's lead is
-//! found (`crm.lead.list`), and the transcript as a timeline comment. Bitrix24 answers errors
+//! found (`crm.lead.list`), and the transcript as a timeline comment; a task asked for by hand
+//! becomes a task (`tasks.task.add`) assigned to the webhook's user, marked with `XML_ID` and
+//! found by it (`tasks.task.list`). Bitrix24 answers errors
 //! in the body, sometimes with HTTP 200, and its rate limit is 503 `QUERY_LIMIT_EXCEEDED`.
 
 use std::time::Duration;
@@ -9,7 +11,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use crate::{http, item, Created, Failure, Handoff, Target};
+use crate::{http, item, Created, Failure, Handoff, Subject, Target};
 
 /// What Closer puts in `ORIGINATOR_ID`, with the hand-off key in `ORIGIN_ID`.
 const ORIGINATOR: &str = "closer";
@@ -28,6 +30,8 @@ pub struct Bitrix24 {
     name: String,
     base: String,
     web_url: String,
+    /// The webhook's user (`/rest/{user}/{code}/`): tasks are assigned to them.
+    user_id: String,
     client: reqwest::Client,
 }
 
@@ -47,10 +51,20 @@ impl Bitrix24 {
             .trim_end_matches('/')
             .to_owned();
         let client = http::client(config.timeout)?;
+        // `/rest/{user}/{code}/` (or the newer `/rest/api/{user}/{code}/`).
+        let segments: Vec<&str> = parsed.path_segments().into_iter().flatten().collect();
+        let user_id = segments
+            .iter()
+            .rev()
+            .filter(|segment| !segment.is_empty())
+            .nth(1)
+            .filter(|user| user.chars().all(|c| c.is_ascii_digit()))
+            .map_or_else(|| "1".to_owned(), |user| (*user).to_owned());
         Ok(Bitrix24 {
             name: name.to_owned(),
             base,
             web_url,
+            user_id,
             client,
         })
     }
@@ -99,15 +113,82 @@ fn id_text(value: &Value) -> Option<String> {
     }
 }
 
+impl Bitrix24 {
+    /// A task (`tasks.task.add`) assigned to the webhook's user, marked with `XML_ID`.
+    async fn create_task(&self, handoff: &Handoff) -> Result<Created, Failure> {
+        let item = item::item(handoff);
+        let fields = json!({
+            "TITLE": item.title,
+            "DESCRIPTION": item.description,
+            "RESPONSIBLE_ID": self.user_id,
+            "XML_ID": Self::task_marker(handoff),
+        });
+        let result = self
+            .call("tasks.task.add", &json!({ "fields": fields }))
+            .await?;
+        let id = result
+            .get("task")
+            .and_then(|task| task.get("id"))
+            .and_then(id_text)
+            .ok_or_else(|| {
+                Failure::transient(format!("{}: tasks.task.add answered no id", self.name))
+            })?;
+        if !handoff.transcript.is_empty() {
+            let comment = json!([id, { "POST_MESSAGE": item::transcript(&handoff.transcript) }]);
+            // The task is what matters; a lost comment is logged, not retried.
+            if let Err(failure) = self.call("task.commentitem.add", &comment).await {
+                tracing::warn!(target_name = %self.name, task = %id, %failure, "the transcript comment was not added");
+            }
+        }
+        Ok(self.created_task(id))
+    }
+
+    async fn find_task(&self, handoff: &Handoff) -> Result<Option<Created>, Failure> {
+        let result = self
+            .call(
+                "tasks.task.list",
+                &json!({
+                    "filter": { "XML_ID": Self::task_marker(handoff) },
+                    "select": ["ID"],
+                }),
+            )
+            .await?;
+        Ok(result
+            .get("tasks")
+            .and_then(Value::as_array)
+            .and_then(|tasks| tasks.first())
+            .and_then(|task| task.get("id"))
+            .and_then(id_text)
+            .map(|id| self.created_task(id)))
+    }
+
+    fn task_marker(handoff: &Handoff) -> String {
+        format!("{ORIGINATOR}-{}", handoff.key)
+    }
+
+    fn created_task(&self, id: String) -> Created {
+        Created {
+            url: Some(format!(
+                "{}/company/personal/user/{}/tasks/task/view/{id}/",
+                self.web_url, self.user_id
+            )),
+            id,
+        }
+    }
+}
+
 #[async_trait]
 impl Target for Bitrix24 {
     async fn create(&self, handoff: &Handoff) -> Result<Created, Failure> {
+        let Subject::Lead(lead) = &handoff.subject else {
+            return self.create_task(handoff).await;
+        };
         let item = item::item(handoff);
-        let contact = &handoff.lead.details.contact;
+        let contact = &lead.details.contact;
         let mut fields = json!({
             "TITLE": item.title,
             "SOURCE_ID": "OTHER",
-            "SOURCE_DESCRIPTION": format!("Closer, {}", handoff.lead.channel.as_str()),
+            "SOURCE_DESCRIPTION": format!("Closer, {}", lead.channel.as_str()),
             "COMMENTS": item.description,
             "ORIGINATOR_ID": ORIGINATOR,
             "ORIGIN_ID": handoff.key,
@@ -147,6 +228,9 @@ impl Target for Bitrix24 {
     }
 
     async fn find(&self, handoff: &Handoff) -> Result<Option<Created>, Failure> {
+        if handoff.task().is_some() {
+            return self.find_task(handoff).await;
+        }
         let result = self
             .call(
                 "crm.lead.list",

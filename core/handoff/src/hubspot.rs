@@ -88,7 +88,10 @@ impl HubSpot {
 
     /// The contact's id: created, or the existing one a 409 names.
     async fn contact(&self, handoff: &Handoff) -> Result<Option<String>, Failure> {
-        let contact = &handoff.lead.details.contact;
+        // A task asked for by hand outside a conversation has no prospect to attach.
+        let Some(contact) = handoff.contact() else {
+            return Ok(None);
+        };
         let mut properties = json!({});
         if let Some(name) = &contact.name {
             properties["firstname"] = json!(name);

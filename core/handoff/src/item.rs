@@ -1,14 +1,16 @@
-//! What every target creates for a lead, composed once: a title and a plain-text description
+//! What every target creates for a lead or a task, composed once: a title and a plain-text description
 //! (targets with rich formats convert it), and the transcript for a comment or note.
 
 use closer_store::{Direction, TranscriptLine};
 
-use crate::Handoff;
+use closer_model::Lead;
+
+use crate::{Handoff, Subject};
 
 /// The longest title a target gets; trackers cut or refuse longer ones.
 const TITLE_CHARS: usize = 120;
 
-/// A lead as a tracker item.
+/// A lead or a task as a tracker item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
     pub title: String,
@@ -17,7 +19,42 @@ pub struct Item {
 
 /// Composes the item for a hand-off.
 pub fn item(handoff: &Handoff) -> Item {
-    let lead = &handoff.lead;
+    let mut lines = Vec::new();
+    let title = match &handoff.subject {
+        Subject::Lead(lead) => {
+            lead_lines(lead, &mut lines);
+            lead_title(lead)
+        }
+        Subject::Task { task, lead } => {
+            lines.push(format!("Asked for by {} in Closer", task.requested_by));
+            if let Some(lead) = lead {
+                lines.push(String::new());
+                lines.push(format!("About the lead «{}»", lead_title(lead)));
+                lines.push(String::new());
+                lead_lines(lead, &mut lines);
+            }
+            task.title.clone()
+        }
+    };
+    lines.push(String::new());
+    match (&handoff.conversation_url, handoff.subject.conversation_id()) {
+        (Some(url), _) => lines.push(format!("Conversation: {url}")),
+        (None, Some(id)) => lines.push(format!("Conversation: {id}")),
+        (None, None) => {}
+    }
+    lines.push(match &handoff.subject {
+        Subject::Lead(lead) => format!("Closer lead {} (hand-off {})", lead.id, handoff.key),
+        Subject::Task { task, .. } => {
+            format!("Closer task {} (hand-off {})", task.id, handoff.key)
+        }
+    });
+    Item {
+        title: shorten(&title, TITLE_CHARS),
+        description: lines.join("\n"),
+    }
+}
+
+fn lead_title(lead: &Lead) -> String {
     let contact = &lead.details.contact;
     let who = contact
         .name
@@ -27,13 +64,16 @@ pub fn item(handoff: &Handoff) -> Item {
         .or_else(|| contact.email.as_ref().map(ToString::to_string))
         .unwrap_or_else(|| format!("{} prospect", lead.channel.as_str()));
     let summary = lead.details.summary.trim();
-    let title = if summary.is_empty() {
+    if summary.is_empty() {
         format!("Lead: {who}")
     } else {
         format!("Lead: {who} — {summary}")
-    };
+    }
+}
 
-    let mut lines = Vec::new();
+/// The lead's contact, need, qualification, objections and source.
+fn lead_lines(lead: &Lead, lines: &mut Vec<String>) {
+    let contact = &lead.details.contact;
     lines.push("Contact".to_owned());
     for (label, value) in [
         ("Name", contact.name.clone()),
@@ -45,6 +85,7 @@ pub fn item(handoff: &Handoff) -> Item {
             lines.push(format!("- {label}: {value}"));
         }
     }
+    let summary = lead.details.summary.trim();
     if !summary.is_empty() {
         lines.push(String::new());
         lines.push(format!("Need: {summary}"));
@@ -74,18 +115,6 @@ pub fn item(handoff: &Handoff) -> Item {
         source.push_str(&format!(", campaign {campaign}"));
     }
     lines.push(source);
-    match &handoff.conversation_url {
-        Some(url) => lines.push(format!("Conversation: {url}")),
-        None => lines.push(format!("Conversation: {}", lead.conversation_id)),
-    }
-    lines.push(format!(
-        "Closer lead {} (hand-off {})",
-        lead.id, handoff.key
-    ));
-    Item {
-        title: shorten(&title, TITLE_CHARS),
-        description: lines.join("\n"),
-    }
 }
 
 /// The conversation as text, one line per message, for a comment or a note.
@@ -93,9 +122,10 @@ pub fn transcript(lines: &[TranscriptLine]) -> String {
     lines
         .iter()
         .map(|line| {
-            let who = match line.direction {
-                Direction::In => "Prospect",
-                Direction::Out => "Assistant",
+            let who = match (line.direction, &line.author) {
+                (Direction::In, _) => "Prospect".to_owned(),
+                (Direction::Out, Some(person)) => person.clone(),
+                (Direction::Out, None) => "Assistant".to_owned(),
             };
             format!(
                 "[{}] {who}: {}",
@@ -129,7 +159,7 @@ mod tests {
     fn handoff() -> Handoff {
         Handoff {
             key: "3f2a".to_owned(),
-            lead: Lead {
+            subject: Subject::Lead(Lead {
                 id: Uuid::nil(),
                 conversation_id: Uuid::nil(),
                 channel: Channel::Telegram,
@@ -146,7 +176,7 @@ mod tests {
                     qualified: false,
                 },
                 created_at: Utc::now(),
-            },
+            }),
             transcript: Vec::new(),
             conversation_url: Some("https://closer.example.com/c/1".to_owned()),
             attempt: 1,
@@ -174,9 +204,69 @@ mod tests {
     }
 
     #[test]
+    fn a_task_carries_its_title_who_asked_and_the_lead_it_is_about() {
+        let Subject::Lead(lead) = handoff().subject else {
+            unreachable!("the test hand-off is a lead")
+        };
+        let task = closer_model::Task {
+            id: Uuid::nil(),
+            title: "Позвонить Ивану до пятницы".to_owned(),
+            requested_by: "anna".to_owned(),
+            conversation_id: Some(lead.conversation_id),
+            created_at: Utc::now(),
+        };
+        let about_lead = Handoff {
+            subject: Subject::Task {
+                task: task.clone(),
+                lead: Some(lead),
+            },
+            ..handoff()
+        };
+        let item = item(&about_lead);
+        assert_eq!(item.title, "Позвонить Ивану до пятницы");
+        for expected in [
+            "Asked for by anna in Closer",
+            "About the lead «Lead: Иван Петров — CRM для 3 салонов»",
+            "- Phone: +79031234567",
+            "Conversation: https://closer.example.com/c/1",
+            "Closer task 00000000-0000-0000-0000-000000000000 (hand-off 3f2a)",
+        ] {
+            assert!(
+                item.description.contains(expected),
+                "{expected} in {}",
+                item.description
+            );
+        }
+        let alone = Handoff {
+            subject: Subject::Task {
+                task: closer_model::Task {
+                    conversation_id: None,
+                    ..task
+                },
+                lead: None,
+            },
+            conversation_url: None,
+            ..handoff()
+        };
+        let item = super::item(&alone);
+        assert!(
+            !item.description.contains("Conversation"),
+            "{}",
+            item.description
+        );
+        assert!(
+            !item.description.contains("Contact"),
+            "{}",
+            item.description
+        );
+    }
+
+    #[test]
     fn a_long_title_is_shortened() {
         let mut long = handoff();
-        long.lead.details.summary = "очень ".repeat(50);
+        if let Subject::Lead(lead) = &mut long.subject {
+            lead.details.summary = "очень ".repeat(50);
+        }
         assert_eq!(item(&long).title.chars().count(), TITLE_CHARS);
     }
 }

@@ -1,4 +1,5 @@
-//! Lead hand-off: the outbox [`worker`] that delivers every lead to its targets exactly once,
+//! Lead hand-off: the outbox [`worker`] that delivers every lead (and every task asked for by
+//! hand) to its targets exactly once,
 //! and the targets, each a module behind the one [`Target`] trait.
 //!
 //! - [`item`]: what every target creates, composed once: a title, the contact, the need, the
@@ -7,13 +8,15 @@
 //!   `Retry-After`, 5xx) or permanent (other 4xx), the same for every target.
 //! - [`webhook`]: a signed webhook (Standard Webhooks), for 1C, RetailCRM, Zapier, Make, n8n.
 //! - [`yandex_tracker`]: Yandex Tracker, idempotent by its `unique` field.
-//! - [`bitrix24`]: Bitrix24 CRM leads through an incoming webhook, found by `ORIGIN_ID`.
+//! - [`bitrix24`]: Bitrix24 CRM leads (found by `ORIGIN_ID`) and tasks (found by `XML_ID`)
+//!   through an incoming webhook.
 //! - [`amocrm`]: amoCRM / Kommo leads with their contact, found by a tag.
 //! - [`hubspot`]: HubSpot contact + deal + note, found by a unique deal property.
 //! - [`jira`]: Jira Cloud (REST v3, Atlassian Document Format) and Data Center (REST v2),
 //!   found by a label.
 //! - [`linear`]: Linear issues with an id derived from the hand-off key.
 //! - [`trello`]: Trello cards, found by a marker in the description.
+//! - [`asana`]: Asana tasks, found by `external.gid` (OAuth apps) or a marker in the notes.
 //!
 //! **Exactly once.** The outbox row is written with the lead, in one transaction. A delivery
 //! whose outcome is unknown (a timeout after the target created the item) is retried by
@@ -21,6 +24,7 @@
 //! creating it only when it is not there.
 
 pub mod amocrm;
+pub mod asana;
 pub mod bitrix24;
 pub mod http;
 pub mod hubspot;
@@ -35,11 +39,13 @@ pub mod yandex_tracker;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use closer_model::Lead;
+use closer_model::{Contact, Task};
+pub use closer_store::Subject;
 use closer_store::TranscriptLine;
 use sha2::{Digest, Sha256};
 
 pub use amocrm::{AmoCrm, AmoCrmConfig};
+pub use asana::{Asana, AsanaConfig};
 pub use bitrix24::{Bitrix24, Bitrix24Config};
 pub use hubspot::{HubSpot, HubSpotConfig};
 pub use jira::{Jira, JiraConfig, JiraFlavor};
@@ -49,12 +55,13 @@ pub use webhook::{Webhook, WebhookConfig};
 pub use worker::{Clock, Worker};
 pub use yandex_tracker::{YandexTracker, YandexTrackerConfig};
 
-/// One lead to hand to one target.
+/// One lead (or task) to hand to one target.
 #[derive(Debug, Clone)]
 pub struct Handoff {
     /// Stable for this lead and target, whatever the attempt: the target's idempotency key.
     pub key: String,
-    pub lead: Lead,
+    /// What is handed off: a lead, or a task a person asked for.
+    pub subject: Subject,
     pub transcript: Vec<TranscriptLine>,
     /// A link back to the conversation, when Closer is configured with its public URL.
     pub conversation_url: Option<String>,
@@ -63,6 +70,19 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// The prospect's contact details, when the hand-off concerns a prospect.
+    pub fn contact(&self) -> Option<&Contact> {
+        self.subject.lead().map(|lead| &lead.details.contact)
+    }
+
+    /// A task asked for by hand rather than a lead.
+    pub fn task(&self) -> Option<&Task> {
+        match &self.subject {
+            Subject::Task { task, .. } => Some(task),
+            Subject::Lead(_) => None,
+        }
+    }
+
     /// A short key derived from the outbox row's idempotency key: 24 hex digits of its SHA-256,
     /// fit for fields with length or character limits.
     pub fn short_key(idempotency_key: &str) -> String {
@@ -109,10 +129,10 @@ impl Failure {
     }
 }
 
-/// A tracker or CRM a lead can be handed to.
+/// A tracker or CRM a lead or a task can be handed to.
 #[async_trait]
 pub trait Target: Send + Sync {
-    /// Creates the item for the lead (and adds the transcript where the target can).
+    /// Creates the item for the lead or task (and adds the transcript where the target can).
     async fn create(&self, handoff: &Handoff) -> Result<Created, Failure>;
 
     /// Finds the item an earlier attempt may have created; `None` when there is none, or the

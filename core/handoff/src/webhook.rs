@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::{http, item, Created, Failure, Handoff, Target};
+use crate::{http, item, Created, Failure, Handoff, Subject, Target};
 
 /// A webhook target's settings.
 #[derive(Debug, Clone)]
@@ -82,24 +82,42 @@ impl Target for Webhook {
     async fn create(&self, handoff: &Handoff) -> Result<Created, Failure> {
         let id = format!("evt_{}", handoff.key);
         let item = item::item(handoff);
-        let lead = &handoff.lead;
-        let payload = json!({
-            "type": "lead.created",
-            "id": id,
-            "created_at": lead.created_at,
-            "data": {
-                "handoff_key": handoff.key,
-                "title": item.title,
-                "description": item.description,
-                "lead": lead,
-                "conversation": {
-                    "id": lead.conversation_id,
-                    "channel": lead.channel,
-                    "url": handoff.conversation_url,
-                },
-                "transcript": item::transcript(&handoff.transcript),
-            },
+        let conversation = handoff.subject.conversation_id().map(|id| {
+            json!({
+                "id": id,
+                "channel": handoff.subject.lead().map(|lead| lead.channel),
+                "url": handoff.conversation_url,
+            })
         });
+        let payload = match &handoff.subject {
+            Subject::Lead(lead) => json!({
+                "type": "lead.created",
+                "id": id,
+                "created_at": lead.created_at,
+                "data": {
+                    "handoff_key": handoff.key,
+                    "title": item.title,
+                    "description": item.description,
+                    "lead": lead,
+                    "conversation": conversation,
+                    "transcript": item::transcript(&handoff.transcript),
+                },
+            }),
+            Subject::Task { task, lead } => json!({
+                "type": "task.created",
+                "id": id,
+                "created_at": task.created_at,
+                "data": {
+                    "handoff_key": handoff.key,
+                    "title": item.title,
+                    "description": item.description,
+                    "task": task,
+                    "lead": lead,
+                    "conversation": conversation,
+                    "transcript": item::transcript(&handoff.transcript),
+                },
+            }),
+        };
         let body = serde_json::to_vec(&payload)
             .map_err(|error| Failure::permanent(format!("{}: {error}", self.name)))?;
         let timestamp = Utc::now().timestamp();

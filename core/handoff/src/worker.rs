@@ -99,16 +99,7 @@ impl Worker {
                 round.retrying += 1;
                 continue;
             }
-            let outcome = self.deliver(handoff).await?;
-            let outcome_name = match &outcome {
-                Outcome::Delivered => "delivered",
-                Outcome::Retrying { .. } => "retrying",
-                Outcome::Failed => "failed",
-            };
-            // Target names come from configuration: a small, fixed set of labels.
-            metrics::counter!("closer_handoffs_total", "target" => target.clone(), "outcome" => outcome_name)
-                .increment(1);
-            match outcome {
+            match self.deliver(handoff).await? {
                 Outcome::Delivered => round.delivered += 1,
                 Outcome::Retrying { retry_at, reason } => {
                     round.retrying += 1;
@@ -162,14 +153,18 @@ impl Worker {
                 .await?;
             return Ok(Outcome::Failed);
         };
-        let transcript = self.store.transcript(claimed.lead.conversation_id).await?;
+        let conversation_id = claimed.subject.conversation_id();
+        let transcript = match conversation_id {
+            Some(conversation_id) => self.store.transcript(conversation_id).await?,
+            None => Vec::new(),
+        };
         let handoff = Handoff {
             key: Handoff::short_key(&entry.idempotency_key),
             conversation_url: self
                 .conversation_url
                 .as_ref()
-                .map(|url| url.replace("{id}", &claimed.lead.conversation_id.to_string())),
-            lead: claimed.lead.clone(),
+                .and_then(|url| conversation_id.map(|id| url.replace("{id}", &id.to_string()))),
+            subject: claimed.subject.clone(),
             transcript,
             attempt: entry.attempts,
         };
@@ -184,7 +179,8 @@ impl Worker {
         };
         match result {
             Ok(created) => {
-                tracing::info!(target_name = %entry.target, lead_id = %claimed.lead.id, id = %created.id, "lead handed off");
+                tracing::info!(target_name = %entry.target, outbox_id = entry.id, id = %created.id, "handed off");
+                metrics::counter!("closer_handoffs_total", "outcome" => "delivered").increment(1);
                 self.store
                     .mark_handoff_delivered(entry.id, Some(&created.id), created.url.as_deref())
                     .await?;
@@ -198,6 +194,7 @@ impl Worker {
                 let retry_at = (self.clock)()
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
                 tracing::warn!(target_name = %entry.target, attempts = entry.attempts, %reason, %retry_at, "hand-off failed; will retry");
+                metrics::counter!("closer_handoffs_total", "outcome" => "retrying").increment(1);
                 self.store
                     .mark_handoff_failed(entry.id, &reason, Some(retry_at))
                     .await?;
@@ -210,7 +207,8 @@ impl Worker {
                     }
                     Failure::Permanent { reason } => reason,
                 };
-                tracing::error!(target_name = %entry.target, lead_id = %claimed.lead.id, %reason, "hand-off failed");
+                tracing::error!(target_name = %entry.target, outbox_id = entry.id, %reason, "hand-off failed");
+                metrics::counter!("closer_handoffs_total", "outcome" => "failed").increment(1);
                 self.store
                     .mark_handoff_failed(entry.id, &reason, None)
                     .await?;

@@ -5,11 +5,15 @@
 //! - [`chunk`]: documents into passages (heading sections, table rows, CSV rows) of answer units.
 //! - [`text`]: normalisation, per-script stemming and the lexicon of colloquial words.
 //! - [`retriever`]: the in-memory index, reranking, the decision to decline, and the answer.
+//! - [`anythingllm`]: the client of an AnythingLLM workspace, the other answer source (chat in
+//!   query mode with citations, streaming, documents and embeddings); its JSON stays there.
 //!
-//! This crate does no network I/O and writes no SQL; it reads files only in [`read_dir`].
+//! This crate writes no SQL; it reads files only in [`read_dir`], and only [`anythingllm`]
+//! does network I/O.
 
 use std::path::PathBuf;
 
+pub mod anythingllm;
 pub mod chunk;
 pub mod import;
 pub mod retriever;

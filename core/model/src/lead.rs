@@ -83,3 +83,29 @@ pub struct Lead {
     pub details: NewLead,
     pub created_at: DateTime<Utc>,
 }
+
+/// A tracker task a person asked for by hand (Slack's `/closer task`), handed to the trackers
+/// through the same outbox as leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    /// The request's own idempotency key (a platform's command id): asking again with the same
+    /// key finds the task created the first time.
+    pub key: String,
+    pub title: String,
+    /// Who asked, as the platform names them.
+    pub requested_by: String,
+    /// The conversation the task is about, when it was asked for from one.
+    pub conversation_id: Option<Uuid>,
+    /// One configured target to create it in; `None` for every target that takes tasks.
+    pub target: Option<String>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: Uuid,
+    pub title: String,
+    pub requested_by: String,
+    pub conversation_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}

@@ -7,7 +7,8 @@
 //!   the [`Contact`] a prospect has given so far.
 //! - [`knowledge`]: knowledge-base documents as stored, and the answer the
 //!   knowledge base gives to a question.
-//! - [`lead`]: objection kinds and the [`Lead`] handed to the sales team.
+//! - [`lead`]: objection kinds, the [`Lead`] handed to the sales team, and the [`Task`]s a
+//!   person asks for by hand.
 //! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to.
 //!
 //! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
@@ -24,7 +25,7 @@ pub use contact::{Contact, Email, ParseError, Phone};
 pub use handoff::{route, Route, RouteRule};
 pub use knowledge::{Audience, DocumentFormat, KnowledgeAnswer, KnowledgeDocument};
 pub use lang::Lang;
-pub use lead::{Lead, NewLead, ObjectionKind};
+pub use lead::{Lead, NewLead, NewTask, ObjectionKind, Task};
 pub use message::{
     Channel, Citation, InboundContent, InboundMessage, QuickReply, Reply, ReplyKind,
 };

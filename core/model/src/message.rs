@@ -117,6 +117,8 @@ pub enum ReplyKind {
     Handoff,
     /// A confirmation (the lead was recorded, the rating was stored).
     Confirmation,
+    /// A person of the sales team writing during a takeover, in their own words.
+    Person,
 }
 
 /// One reply of the assistant, rendered by each adapter in its platform's terms.

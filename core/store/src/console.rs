@@ -9,7 +9,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::records::{parse_channel, ConversationRecord, CONVERSATION_COLUMNS};
+use crate::records::parse_channel;
 use crate::Store;
 
 /// A console account as stored: the password only as its argon2 hash.
@@ -83,12 +83,9 @@ pub struct ConsoleMessage {
 struct MessagePayload {
     quick_replies: Vec<QuickReply>,
     citations: Vec<Citation>,
-    /// Set on a person's message by the takeover (the lead's core names it `by` or `author`).
-    author: Option<String>,
-    by: Option<String>,
 }
 
-const MESSAGE_COLUMNS: &str = "id, direction, kind, text, payload, delivery, created_at";
+const MESSAGE_COLUMNS: &str = "id, direction, kind, text, payload, author, delivery, created_at";
 
 fn console_message(row: &PgRow) -> Result<ConsoleMessage, StoreError> {
     let get = StoreError::Unexpected;
@@ -102,7 +99,7 @@ fn console_message(row: &PgRow) -> Result<ConsoleMessage, StoreError> {
         text: row.try_get("text").map_err(get)?,
         quick_replies: payload.quick_replies,
         citations: payload.citations,
-        author: payload.author.or(payload.by),
+        author: row.try_get("author").map_err(get)?,
         delivery: row.try_get("delivery").map_err(get)?,
         created_at: row.try_get("created_at").map_err(get)?,
     })
@@ -337,24 +334,6 @@ impl Store {
                 })
             })
             .collect()
-    }
-
-    /// One conversation by id.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when the row does not parse.
-    pub async fn conversation(&self, id: Uuid) -> Result<Option<ConversationRecord>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        row.as_ref()
-            .map(ConversationRecord::from_row)
-            .transpose()
-            .map_err(|error| self.error(error))
     }
 
     /// Every message of a conversation with its buttons and citations, oldest first.

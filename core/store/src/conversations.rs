@@ -41,7 +41,7 @@ impl Store {
         conversation_id: Uuid,
     ) -> Result<Vec<TranscriptLine>, StoreError> {
         let rows = sqlx::query(
-            "SELECT direction, kind, text, created_at FROM messages
+            "SELECT id, direction, kind, text, author, created_at FROM messages
              WHERE conversation_id = $1 ORDER BY id",
         )
         .bind(conversation_id)
@@ -49,6 +49,49 @@ impl Store {
         .await
         .map_err(|error| self.error(error))?;
         rows.iter().map(transcript_line).collect()
+    }
+
+    /// The conversation's messages after the one with id `after`, oldest first: what a mirror
+    /// (the Slack thread of a taken-over conversation) has not shown yet.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when a stored row does not parse.
+    pub async fn transcript_after(
+        &self,
+        conversation_id: Uuid,
+        after: i64,
+    ) -> Result<Vec<TranscriptLine>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, direction, kind, text, author, created_at FROM messages
+             WHERE conversation_id = $1 AND id > $2 ORDER BY id",
+        )
+        .bind(conversation_id)
+        .bind(after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        rows.iter().map(transcript_line).collect()
+    }
+
+    /// One conversation by its id.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when the stored row does not parse.
+    pub async fn conversation(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<Option<ConversationRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
+        ))
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        row.as_ref()
+            .map(ConversationRecord::from_row)
+            .transpose()
+            .map_err(|error| self.error(error))
     }
 
     /// The conversation's rating, 1 to 5, if the prospect gave one.

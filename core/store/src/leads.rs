@@ -195,7 +195,9 @@ impl Store {
         let mut outbox: HashMap<Uuid, Vec<OutboxEntry>> = HashMap::new();
         for row in &outbox_rows {
             let entry = OutboxEntry::from_row(row)?;
-            outbox.entry(entry.lead_id).or_default().push(entry);
+            if let Some(lead_id) = entry.lead_id {
+                outbox.entry(lead_id).or_default().push(entry);
+            }
         }
         Ok(leads
             .into_iter()

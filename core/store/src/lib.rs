@@ -13,6 +13,11 @@
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
 //! - [`records`]: the plain types the store reads back ([`ConversationRecord`],
 //!   [`OutboxEntry`], [`TranscriptLine`]).
+//! - [`activity`]: what the store committed, announced in process ([`Store::subscribe`]) to
+//!   wake whoever acts on it: a channel's sender, the Slack mirror, the console.
+//! - `takeover` and `tasks`: a person taking a conversation over and writing to the
+//!   prospect, and tracker tasks asked for by hand, queued in the hand-off outbox.
+//! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
 //! - [`console`]: the web console's accounts, sessions, API tokens, conversation list and
@@ -22,8 +27,10 @@
 //! Queries use sqlx's runtime API (no database is needed to compile), and every SQL
 //! statement of Closer lives in this crate.
 
+pub mod activity;
 pub mod admin;
 pub mod analytics;
+pub mod anythingllm;
 pub mod console;
 pub mod deliveries;
 pub mod documents;
@@ -34,6 +41,8 @@ pub mod turn;
 
 mod conversations;
 mod leads;
+mod takeover;
+mod tasks;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -42,14 +51,18 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
+pub use activity::{Activity, ActivityKind};
 pub use admin::{drop_database, ensure_database, redact_url};
 pub use analytics::{Dashboard, Period};
+pub use anythingllm::PushedDocument;
 pub use console::{ConsoleMessage, ConversationFilter, ConversationSummary};
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;
-pub use outbox::ClaimedHandoff;
+pub use outbox::{ClaimedHandoff, Subject};
 pub use records::{ConversationRecord, Direction, OutboxEntry, OutboxStatus, TranscriptLine};
+pub use takeover::PersonMessage;
+pub use tasks::Recorded;
 pub use turn::{Committed, Turn, TurnOutcome, TurnStart};
 
 /// How long an operation waits for a free connection before the database counts as
@@ -63,6 +76,8 @@ pub struct Store {
     pool: PgPool,
     /// The server's URL without a password, for [`StoreError::Unavailable`].
     shown_url: Arc<str>,
+    /// Announces what was committed, to wake senders and mirrors in this process.
+    activity: tokio::sync::broadcast::Sender<Activity>,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,10 +113,7 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(|error| StoreError::from_sqlx(error, &shown))?;
-        Ok(Store {
-            pool,
-            shown_url: shown.into(),
-        })
+        Ok(Store::new(pool, shown))
     }
 
     /// Wraps an existing pool, e.g. the one `#[sqlx::test]` provides.
@@ -114,10 +126,27 @@ impl Store {
             options.get_host(),
             options.get_port()
         );
+        Store::new(pool, shown)
+    }
+
+    fn new(pool: PgPool, shown_url: String) -> Store {
+        let (activity, _) = tokio::sync::broadcast::channel(activity::CAPACITY);
         Store {
             pool,
-            shown_url: shown.into(),
+            shown_url: shown_url.into(),
+            activity,
         }
+    }
+
+    /// Listens to what this store commits from now on (in this process). See [`activity`]:
+    /// a listener resyncs from the store when it starts and when it lags.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Activity> {
+        self.activity.subscribe()
+    }
+
+    /// Announces a committed change; nobody listening is fine.
+    pub(crate) fn announce(&self, activity: Activity) {
+        let _ = self.activity.send(activity);
     }
 
     /// The underlying pool, for tests and for crates that need a raw connection.

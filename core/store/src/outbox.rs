@@ -6,12 +6,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use closer_model::Lead;
+use closer_model::{Lead, Task};
 use uuid::Uuid;
 
+use sqlx::Row;
+
+use crate::activity::{Activity, ActivityKind};
 use crate::error::StoreError;
 use crate::leads::{lead_from_row, LEAD_COLUMNS};
 use crate::records::OutboxEntry;
+use crate::tasks::{task_from_row, TASK_COLUMNS};
 use crate::Store;
 
 /// A hand-off claimed by one worker: deliver it, then mark it delivered or failed.
@@ -19,7 +23,36 @@ use crate::Store;
 pub struct ClaimedHandoff {
     /// The row, already `in_flight` with its attempt counted.
     pub entry: OutboxEntry,
-    pub lead: Lead,
+    pub subject: Subject,
+}
+
+/// What a hand-off delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Subject {
+    Lead(Lead),
+    /// A task asked for by hand, with the lead of its conversation when it has one.
+    Task {
+        task: Task,
+        lead: Option<Lead>,
+    },
+}
+
+impl Subject {
+    /// The lead, or the task's conversation's lead.
+    pub fn lead(&self) -> Option<&Lead> {
+        match self {
+            Subject::Lead(lead) => Some(lead),
+            Subject::Task { lead, .. } => lead.as_ref(),
+        }
+    }
+
+    /// The conversation it comes from, when there is one.
+    pub fn conversation_id(&self) -> Option<Uuid> {
+        match self {
+            Subject::Lead(lead) => Some(lead.conversation_id),
+            Subject::Task { task, .. } => task.conversation_id,
+        }
+    }
 }
 
 impl Store {
@@ -63,11 +96,30 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()?;
         entries.sort_by_key(|entry| (entry.created_at, entry.id));
 
-        let lead_ids: Vec<Uuid> = entries.iter().map(|entry| entry.lead_id).collect();
+        let task_ids: Vec<Uuid> = entries.iter().filter_map(|entry| entry.task_id).collect();
+        let task_rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1)"
+        ))
+        .bind(&task_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let mut tasks: HashMap<Uuid, Task> = HashMap::new();
+        for row in &task_rows {
+            let task = task_from_row(row).map_err(|error| self.error(error))?;
+            tasks.insert(task.id, task);
+        }
+        // A task's conversation's lead goes with it, so the task can name the contact.
+        let task_conversations: Vec<Uuid> = tasks
+            .values()
+            .filter_map(|task| task.conversation_id)
+            .collect();
+        let lead_ids: Vec<Uuid> = entries.iter().filter_map(|entry| entry.lead_id).collect();
         let lead_rows = sqlx::query(&format!(
-            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ANY($1)"
+            "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ANY($1) OR conversation_id = ANY($2)"
         ))
         .bind(&lead_ids)
+        .bind(&task_conversations)
         .fetch_all(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
@@ -79,12 +131,25 @@ impl Store {
         entries
             .into_iter()
             .map(|entry| {
-                // The foreign key keeps a row's lead; it can only be missing if it was
-                // deleted (with its rows, by cascade) between the two queries.
-                let lead = leads.get(&entry.lead_id).cloned().ok_or_else(|| {
-                    StoreError::corrupt(format!("hand-off {} has no lead", entry.id))
+                // The foreign keys keep a row's lead or task; one can only be missing if it
+                // was deleted (with its rows, by cascade) between the queries.
+                let subject = match (entry.lead_id, entry.task_id) {
+                    (Some(lead_id), _) => leads.get(&lead_id).cloned().map(Subject::Lead),
+                    (None, Some(task_id)) => tasks.get(&task_id).cloned().map(|task| {
+                        let lead = task.conversation_id.and_then(|conversation_id| {
+                            leads
+                                .values()
+                                .find(|lead| lead.conversation_id == conversation_id)
+                                .cloned()
+                        });
+                        Subject::Task { task, lead }
+                    }),
+                    (None, None) => None,
+                }
+                .ok_or_else(|| {
+                    StoreError::corrupt(format!("hand-off {} has no lead or task", entry.id))
                 })?;
-                Ok(ClaimedHandoff { entry, lead })
+                Ok(ClaimedHandoff { entry, subject })
             })
             .collect()
     }
@@ -99,18 +164,38 @@ impl Store {
         external_id: Option<&str>,
         external_url: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE handoff_outbox
+        let delivered = sqlx::query(
+            "UPDATE handoff_outbox AS outbox
              SET status = 'delivered', external_id = $2, external_url = $3, last_error = NULL,
                  delivered_at = now(), updated_at = now()
-             WHERE id = $1",
+             WHERE id = $1
+             RETURNING outbox.lead_id, outbox.task_id, outbox.target,
+                 COALESCE((SELECT conversation_id FROM leads WHERE id = outbox.lead_id),
+                          (SELECT conversation_id FROM tasks WHERE id = outbox.task_id))
+                     AS conversation_id",
         )
         .bind(outbox_id)
         .bind(external_id)
         .bind(external_url)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
+        if let Some(row) = delivered {
+            let get = |column: &str| -> Result<Option<Uuid>, StoreError> {
+                row.try_get(column).map_err(StoreError::Unexpected)
+            };
+            self.announce(Activity {
+                conversation_id: get("conversation_id")?,
+                channel: None,
+                chat_id: None,
+                kind: ActivityKind::HandoffDelivered {
+                    lead_id: get("lead_id")?,
+                    task_id: get("task_id")?,
+                    target: row.try_get("target").map_err(StoreError::Unexpected)?,
+                    url: external_url.map(str::to_owned),
+                },
+            });
+        }
         Ok(())
     }
 
@@ -164,8 +249,9 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Queues a lead's failed hand-offs again, due at once; returns how many. The next attempt
-    /// looks the item up before creating it, as after any failure.
+    /// Queues the failed hand-offs of a lead (or of a task, by its id) again, due at once;
+    /// returns how many. The next attempt looks the item up before creating it, as after any
+    /// failure.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
@@ -173,7 +259,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE handoff_outbox
              SET status = 'pending', next_attempt_at = now(), updated_at = now()
-             WHERE lead_id = $1 AND status = 'failed'",
+             WHERE (lead_id = $1 OR task_id = $1) AND status = 'failed'",
         )
         .bind(lead_id)
         .execute(&self.pool)
@@ -195,27 +281,6 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|error| self.error(error))
-    }
-
-    /// Marks the conversation as taken over by a person (`Some(who)`), or hands it back to
-    /// the assistant (`None`). Returns whether the conversation exists.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`].
-    pub async fn set_taken_over(
-        &self,
-        conversation_id: Uuid,
-        taken_over_by: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE conversations SET taken_over_by = $2, updated_at = now() WHERE id = $1",
-        )
-        .bind(conversation_id)
-        .bind(taken_over_by)
-        .execute(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        Ok(updated.rows_affected() > 0)
     }
 }
 

@@ -75,11 +75,15 @@ impl Direction {
 /// One line of a conversation's transcript, oldest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TranscriptLine {
+    /// The message's row id: increasing, so a reader can remember how far it has read.
+    pub id: i64,
     pub direction: Direction,
     /// What the prospect typed (or a description of what they sent), or the reply's text.
     pub text: String,
     /// The reply's kind, for an outbound line.
     pub kind: Option<ReplyKind>,
+    /// The person who wrote an outbound line during a takeover; `None` for the assistant.
+    pub author: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -117,11 +121,13 @@ impl OutboxStatus {
     }
 }
 
-/// One row of the hand-off outbox: a lead to deliver to one target (a tracker, a chat).
+/// One row of the hand-off outbox: a lead or a task to deliver to one target (a tracker, a chat).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
     pub id: i64,
-    pub lead_id: Uuid,
+    /// What is handed off: a lead, or a task asked for by hand (exactly one is set).
+    pub lead_id: Option<Uuid>,
+    pub task_id: Option<Uuid>,
     /// The configured target's name.
     pub target: String,
     /// Sent to the target so that a retried delivery does not create a second task.
@@ -139,7 +145,8 @@ pub struct OutboxEntry {
 }
 
 impl OutboxEntry {
-    pub(crate) const COLUMNS: &'static str = "id, lead_id, target, idempotency_key, status, \
+    pub(crate) const COLUMNS: &'static str =
+        "id, lead_id, task_id, target, idempotency_key, status, \
          attempts, next_attempt_at, last_error, external_id, external_url, created_at, \
          updated_at, delivered_at";
 
@@ -149,6 +156,7 @@ impl OutboxEntry {
             Ok(OutboxEntry {
                 id: row.try_get("id")?,
                 lead_id: row.try_get("lead_id")?,
+                task_id: row.try_get("task_id")?,
                 target: row.try_get("target")?,
                 idempotency_key: row.try_get("idempotency_key")?,
                 status: OutboxStatus::Pending,

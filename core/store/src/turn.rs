@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 use uuid::Uuid;
 
+use crate::activity::{Activity, ActivityKind};
 use crate::error::StoreError;
 use crate::leads;
 use crate::records::{parse_reply_kind, reply_kind_name, ConversationRecord, CONVERSATION_COLUMNS};
@@ -197,6 +198,21 @@ impl Turn {
             .commit()
             .await
             .map_err(|error| store.error(error))?;
+        let announce = |kind| {
+            store.announce(Activity {
+                conversation_id: Some(conversation.id),
+                channel: Some(conversation.channel),
+                chat_id: Some(conversation.chat_id.clone()),
+                kind,
+            });
+        };
+        announce(ActivityKind::Inbound);
+        if !outcome.replies.is_empty() {
+            announce(ActivityKind::Replies);
+        }
+        if let Some(lead_id) = lead_id {
+            announce(ActivityKind::LeadCreated { lead_id });
+        }
         Ok(Committed { lead_id })
     }
 }
@@ -397,9 +413,11 @@ pub(crate) fn transcript_line(
         ),
     };
     Ok(TranscriptLine {
+        id: row.try_get("id").map_err(get)?,
         direction,
         text: row.try_get("text").map_err(get)?,
         kind,
+        author: row.try_get("author").map_err(get)?,
         created_at: row.try_get("created_at").map_err(get)?,
     })
 }

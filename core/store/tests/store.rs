@@ -619,9 +619,9 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
         (
             claimed[0].entry.status,
             claimed[0].entry.attempts,
-            claimed[0].lead.id
+            claimed[0].subject.lead().map(|lead| lead.id)
         ),
-        (OutboxStatus::InFlight, 1, lead_id)
+        (OutboxStatus::InFlight, 1, Some(lead_id))
     );
     let outbox_id = claimed[0].entry.id;
     assert!(
@@ -695,4 +695,187 @@ async fn a_conversation_can_be_taken_over(pool: PgPool) {
         .set_taken_over(uuid::Uuid::new_v4(), None)
         .await
         .expect("no such conversation"));
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_persons_message_is_stored_once_pending_and_announced(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let mut activity = store.subscribe();
+    let turn = new_turn(&store, &inbound("16", "1", "хочу поговорить с человеком")).await;
+    let conversation_id = turn.conversation.id;
+    turn.commit(outcome(json!({}), &[answer("Соединяю")]))
+        .await
+        .expect("commit");
+    assert_eq!(
+        activity.recv().await.expect("announced").kind,
+        closer_store::ActivityKind::Inbound
+    );
+    assert_eq!(
+        activity.recv().await.expect("announced").kind,
+        closer_store::ActivityKind::Replies
+    );
+    store
+        .mark_reply_sent(
+            store
+                .pending_replies(Channel::Telegram, "16", 10)
+                .await
+                .expect("pending")[0]
+                .message_id,
+            &["100".to_owned()],
+        )
+        .await
+        .expect("sent");
+
+    let first = store
+        .record_person_message(
+            conversation_id,
+            "1700000000.000100",
+            "Anna",
+            "Здравствуйте, я Анна",
+        )
+        .await
+        .expect("stored")
+        .expect("the conversation exists");
+    let again = store
+        .record_person_message(
+            conversation_id,
+            "1700000000.000100",
+            "Anna",
+            "Здравствуйте, я Анна",
+        )
+        .await
+        .expect("stored")
+        .expect("the conversation exists");
+    assert!(!first.duplicate);
+    assert!(again.duplicate, "a platform's retry is stored once");
+    assert_eq!(first.message_id, again.message_id);
+    assert_eq!(
+        (first.channel, first.chat_id.as_str()),
+        (Channel::Telegram, "16")
+    );
+
+    // Nobody had taken the conversation over: the person's message does, so that the
+    // assistant and the person never both answer.
+    let kinds: Vec<_> = [activity.recv().await, activity.recv().await]
+        .into_iter()
+        .map(|activity| activity.expect("announced").kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            closer_store::ActivityKind::TakenOver {
+                by: "Anna".to_owned()
+            },
+            closer_store::ActivityKind::PersonMessage
+        ]
+    );
+    assert!(activity.try_recv().is_err(), "the repeat announces nothing");
+
+    let pending = store
+        .pending_replies(Channel::Telegram, "16", 10)
+        .await
+        .expect("pending");
+    assert_eq!(
+        pending.len(),
+        1,
+        "the person's message waits for the sender"
+    );
+    assert_eq!(pending[0].reply.kind, ReplyKind::Person);
+    assert_eq!(pending[0].reply.text, "Здравствуйте, я Анна");
+    let transcript = store.transcript(conversation_id).await.expect("transcript");
+    let last = transcript.last().expect("a line");
+    assert_eq!(last.author.as_deref(), Some("Anna"));
+    let after = store
+        .transcript_after(conversation_id, transcript[transcript.len() - 2].id)
+        .await
+        .expect("transcript");
+    assert_eq!(after.len(), 1);
+
+    assert!(matches!(
+        store
+            .record_person_message(conversation_id, "2", "Anna", "  ")
+            .await,
+        Err(StoreError::Rejected { .. })
+    ));
+    assert_eq!(
+        store
+            .record_person_message(uuid::Uuid::new_v4(), "3", "Anna", "hello")
+            .await
+            .expect("no such conversation"),
+        None
+    );
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_task_is_stored_once_per_key_and_claimed_with_its_conversations_lead(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let turn = new_turn(&store, &inbound("17", "1", "Иван, +7 903 123-45-67")).await;
+    let conversation_id = turn.conversation.id;
+    let lead = NewLead {
+        contact: Contact {
+            name: Some("Иван".to_owned()),
+            phone: Phone::parse("+7 903 123-45-67").ok(),
+            ..Contact::default()
+        },
+        summary: "CRM".to_owned(),
+        ..NewLead::default()
+    };
+    turn.commit(TurnOutcome {
+        new_lead: Some(&lead),
+        ..outcome(json!({}), &[])
+    })
+    .await
+    .expect("commit");
+
+    let task = closer_model::NewTask {
+        key: "slack:T1".to_owned(),
+        title: "Перезвонить".to_owned(),
+        requested_by: "anna".to_owned(),
+        conversation_id: Some(conversation_id),
+        target: None,
+    };
+    let targets = vec!["jira".to_owned(), "bitrix".to_owned()];
+    let first = store.create_task(&task, &targets).await.expect("stored");
+    let again = store.create_task(&task, &targets).await.expect("stored");
+    assert!(again.duplicate);
+    assert_eq!(first.value, again.value);
+    assert!(matches!(
+        store
+            .create_task(
+                &closer_model::NewTask {
+                    key: "slack:T2".to_owned(),
+                    title: " ".to_owned(),
+                    ..task.clone()
+                },
+                &targets
+            )
+            .await,
+        Err(StoreError::Rejected { .. })
+    ));
+
+    let claimed = store
+        .claim_due_handoffs(
+            Utc::now() + chrono::Duration::seconds(1),
+            10,
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("claimed");
+    assert_eq!(claimed.len(), 2, "one row per target, once");
+    for handoff in &claimed {
+        assert_eq!(handoff.entry.task_id, Some(first.value.id));
+        assert_eq!(handoff.entry.lead_id, None);
+        match &handoff.subject {
+            closer_store::Subject::Task { task, lead } => {
+                assert_eq!(task.title, "Перезвонить");
+                assert_eq!(
+                    lead.as_ref()
+                        .and_then(|lead| lead.details.contact.name.as_deref()),
+                    Some("Иван"),
+                    "the task carries its conversation's lead"
+                );
+            }
+            other => panic!("a task, not {other:?}"),
+        }
+    }
 }

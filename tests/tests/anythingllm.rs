@@ -1,0 +1,706 @@
+//! AnythingLLM as the answer source, against the local fake of its developer API: the client's
+//! contract (refusals, aborts inside a 200, HTML and plain-text errors, streams with two
+//! closes), `kb sync` idempotence, refusals turned into the assistant's own decline, the
+//! deadline and the breaker falling back to the built-in retriever, the key kept out of errors,
+//! and a whole Telegram conversation answered through AnythingLLM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use closer_engine::kb_sync::sync_workspace;
+use closer_engine::{AnswerPolicy, Engine};
+use closer_knowledge::anythingllm::{
+    AnythingLlm, AnythingLlmError, AnythingLlmSettings, ChatMode, ChatOutcome, SessionId,
+    StreamEvent,
+};
+use closer_model::{Audience, Channel, ReplyKind};
+use closer_store::Store;
+use closer_tests::fake_anythingllm::{FakeAnythingLlm, Fault, ANYTHINGLLM_KEY, WORKSPACE};
+use closer_tests::{demo_engine, text};
+use secrecy::SecretString;
+use serde_json::Value;
+use sqlx::PgPool;
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn settings(fake: &FakeAnythingLlm, key: &str) -> AnythingLlmSettings {
+    AnythingLlmSettings {
+        base_url: fake.base_url(),
+        workspace: WORKSPACE.to_owned(),
+        api_key: SecretString::from(key.to_owned()),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+fn client(fake: &FakeAnythingLlm) -> AnythingLlm {
+    AnythingLlm::new(&settings(fake, ANYTHINGLLM_KEY)).expect("a client")
+}
+
+fn session(key: &str) -> SessionId {
+    SessionId::parse(key).expect("a session id")
+}
+
+/// A workspace holding one English pricing document.
+fn seed_pricing(fake: &FakeAnythingLlm) {
+    fake.seed_document(
+        "Pricing",
+        "en-pricing.md",
+        "Plans.\n\nThe Pro plan costs 49 USD per month per workspace and includes unlimited bookings.",
+    );
+}
+
+/// The demo engine answering product questions through `fake`.
+async fn engine_with(pool: PgPool, fake: &FakeAnythingLlm, policy: AnswerPolicy) -> Engine {
+    demo_engine(pool, Vec::new())
+        .await
+        .with_answer_source(Arc::new(client(fake)), policy)
+}
+
+fn quick_policy() -> AnswerPolicy {
+    AnswerPolicy {
+        deadline: Duration::from_secs(5),
+        breaker_failures: 2,
+        breaker_cool_down: Duration::from_millis(300),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client's contract
+
+#[tokio::test]
+async fn chat_answers_with_citations_and_refuses_in_query_mode() {
+    let fake = FakeAnythingLlm::start().await;
+    let client = client(&fake);
+    let conversation = session("web:1");
+
+    // No documents at all: the refusal shape (200, no sources, no chatId).
+    let refused = client
+        .chat("How much is the Pro plan?", ChatMode::Query, &conversation)
+        .await
+        .expect("a 200");
+    assert!(
+        matches!(refused, ChatOutcome::Refused { .. }),
+        "{refused:?}"
+    );
+
+    seed_pricing(&fake);
+    let answered = client
+        .chat("How much is the Pro plan?", ChatMode::Query, &conversation)
+        .await
+        .expect("a 200");
+    let ChatOutcome::Answered(answer) = answered else {
+        panic!("an answer: {answered:?}");
+    };
+    assert!(answer.text.contains("49 USD"), "{answer:?}");
+    assert!(
+        !answer.text.contains("think"),
+        "reasoning is stripped: {answer:?}"
+    );
+    assert_eq!(answer.sources[0].title, "Pricing");
+    assert_eq!(answer.sources[0].source, "en-pricing.md");
+    assert!(!answer.sources[0].excerpt.contains("document_metadata"));
+    assert!(answer.sources[0].score.is_some_and(|score| score > 0.0));
+
+    // Every chat carried the mode and the session.
+    for request in fake.requests_to("/chat") {
+        assert_eq!(request.body["mode"], "query", "{request:?}");
+        assert_eq!(request.body["sessionId"], "web:1", "{request:?}");
+    }
+}
+
+#[tokio::test]
+async fn leaving_the_mode_out_would_get_an_unsourced_answer_so_it_is_always_sent() {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    // What a client that leaves `mode` out gets from a new workspace (chatMode automatic): an
+    // answer from general knowledge, with a chatId and no sources.
+    let raw: Value = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/workspace/{WORKSPACE}/chat",
+            fake.base_url()
+        ))
+        .bearer_auth(ANYTHINGLLM_KEY)
+        .json(&serde_json::json!({"message": "Can you write me a poem?", "sessionId": "x"}))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(raw["chatId"].is_number() && raw["sources"] == serde_json::json!([]));
+
+    let client = client(&fake);
+    let outcome = client
+        .chat(
+            "Can you write me a poem?",
+            ChatMode::Query,
+            &session("web:2"),
+        )
+        .await
+        .expect("a 200");
+    assert!(
+        matches!(outcome, ChatOutcome::Refused { .. }),
+        "{outcome:?}"
+    );
+    let mut stream = client
+        .stream_chat("How much is Pro?", ChatMode::Query, &session("web:2"))
+        .await
+        .expect("a stream");
+    while stream.next().await.expect("a valid stream").is_some() {}
+    client
+        .reset_session(&session("web:2"))
+        .await
+        .expect("a reset");
+    let sent: Vec<Value> = fake
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.contains("chat"))
+        .map(|request| request.body)
+        .collect();
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    assert!(
+        sent[1..]
+            .iter()
+            .all(|body| body["mode"] == "query" && body["sessionId"] == "web:2"),
+        "mode and session always sent: {sent:?}"
+    );
+    assert_eq!(fake.resets_without_session(), 0);
+}
+
+#[tokio::test]
+async fn a_stream_arrives_in_pieces_and_ends_on_finalize_with_sources() {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    let client = client(&fake);
+    let mut stream = client
+        .stream_chat(
+            "How much is the Pro plan?",
+            ChatMode::Query,
+            &session("web:3"),
+        )
+        .await
+        .expect("a stream");
+    let mut pieces = Vec::new();
+    let mut done = None;
+    while let Some(event) = stream.next().await.expect("a valid stream") {
+        match event {
+            StreamEvent::Text(piece) => pieces.push(piece),
+            StreamEvent::Done(outcome) => done = Some(outcome),
+        }
+    }
+    assert!(pieces.len() > 3, "the answer arrives in pieces: {pieces:?}");
+    let streamed: String = pieces.concat();
+    assert!(
+        !streamed.contains("<think>") && !streamed.contains("context has"),
+        "{streamed}"
+    );
+    let Some(ChatOutcome::Answered(answer)) = done else {
+        panic!("the stream ends with a sourced answer: {done:?}");
+    };
+    assert_eq!(answer.text, streamed.trim());
+    assert_eq!(answer.sources[0].source, "en-pricing.md");
+
+    // A refusal is one event, then the end of the stream.
+    let mut refusal = client
+        .stream_chat(
+            "Do you sell spaceships?",
+            ChatMode::Query,
+            &session("web:3"),
+        )
+        .await
+        .expect("a stream");
+    assert!(matches!(
+        refusal.next().await,
+        Ok(Some(StreamEvent::Done(ChatOutcome::Refused { .. })))
+    ));
+    assert!(matches!(refusal.next().await, Ok(None)));
+
+    // An abort in the middle is an error, after the pieces already shown.
+    fake.fail_next(Fault::StreamAbort("The LLM provider went away".to_owned()));
+    let mut aborted = client
+        .stream_chat(
+            "How much is the Pro plan?",
+            ChatMode::Query,
+            &session("web:3"),
+        )
+        .await
+        .expect("a stream");
+    let mut outcome = Ok(None);
+    for _ in 0..10 {
+        outcome = aborted.next().await;
+        if !matches!(outcome, Ok(Some(StreamEvent::Text(_)))) {
+            break;
+        }
+    }
+    assert!(
+        matches!(&outcome, Err(AnythingLlmError::Aborted(message)) if message.contains("went away")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn error_shapes_are_told_apart() {
+    let fake = FakeAnythingLlm::start().await;
+    let client = client(&fake);
+    let conversation = session("web:4");
+    let ask = || client.chat("How much?", ChatMode::Query, &conversation);
+
+    fake.fail_next(Fault::PlainStatus(500));
+    assert!(
+        matches!(ask().await, Err(AnythingLlmError::Status { status: 500, message }) if message == "Internal Server Error")
+    );
+    fake.fail_next(Fault::Html);
+    assert!(matches!(
+        ask().await,
+        Err(AnythingLlmError::NotJson { status: 200, .. })
+    ));
+    fake.fail_next(Fault::AbortInOk(
+        "No text completion could be completed with this input.".to_owned(),
+    ));
+    assert!(
+        matches!(ask().await, Err(AnythingLlmError::Aborted(message)) if message.starts_with("No text completion"))
+    );
+    fake.fail_next(Fault::Exception("connect ECONNREFUSED".to_owned()));
+    assert!(
+        matches!(ask().await, Err(AnythingLlmError::Status { status: 500, message }) if message == "connect ECONNREFUSED")
+    );
+
+    // A base URL that reaches the web app rather than the API.
+    let wrong = AnythingLlm::new(&AnythingLlmSettings {
+        base_url: format!("{}/app", fake.base_url()),
+        ..settings(&fake, ANYTHINGLLM_KEY)
+    })
+    .expect("a client");
+    assert!(matches!(
+        wrong.workspace().await,
+        Err(AnythingLlmError::NotJson { .. })
+    ));
+
+    // An unknown workspace: get answers [] (None), chat answers 400.
+    let unknown = AnythingLlm::new(&AnythingLlmSettings {
+        workspace: "nope".to_owned(),
+        ..settings(&fake, ANYTHINGLLM_KEY)
+    })
+    .expect("a client");
+    assert_eq!(unknown.workspace().await.expect("a 200"), None);
+    assert!(matches!(
+        unknown.chat("Hi there", ChatMode::Query, &conversation).await,
+        Err(AnythingLlmError::UnknownWorkspace(slug)) if slug == "nope"
+    ));
+
+    // Vector search: nothing embedded is an empty list; a hit carries its renamed metadata.
+    assert!(client
+        .vector_search("pricing", 4, 0.2)
+        .await
+        .expect("a 200")
+        .is_empty());
+    seed_pricing(&fake);
+    let hits = client
+        .vector_search("Pro plan pricing", 4, 0.2)
+        .await
+        .expect("a 200");
+    assert_eq!(hits[0].source, "en-pricing.md");
+    assert!(!hits[0].excerpt.contains("document_metadata"));
+}
+
+#[tokio::test]
+async fn the_key_never_appears_in_errors() {
+    let fake = FakeAnythingLlm::start().await;
+    let secret = "sk-ALLM-never-print-me-42";
+    let wrong = AnythingLlm::new(&settings(&fake, secret)).expect("a client");
+    let error = wrong
+        .chat("How much?", ChatMode::Query, &session("web:5"))
+        .await
+        .expect_err("a 403");
+    assert!(matches!(error, AnythingLlmError::Unauthorized), "{error:?}");
+    let unreachable = AnythingLlm::new(&AnythingLlmSettings {
+        base_url: "http://127.0.0.1:9".to_owned(),
+        ..settings(&fake, secret)
+    })
+    .expect("a client");
+    let down = unreachable
+        .check_auth()
+        .await
+        .expect_err("nothing listens on port 9");
+    assert!(matches!(down, AnythingLlmError::Unreachable(_)), "{down:?}");
+    for shown in [
+        error.to_string(),
+        format!("{error:?}"),
+        down.to_string(),
+        format!("{down:?}"),
+        format!("{wrong:?}"),
+    ] {
+        assert!(!shown.contains(secret), "the key leaked: {shown}");
+    }
+    assert!(fake.requests().iter().all(|request| !request.authorized));
+}
+
+// ---------------------------------------------------------------------------------------------
+// kb sync
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_second_sync_changes_nothing_and_changes_are_replaced_or_removed(pool: PgPool) {
+    let engine = demo_engine(pool.clone(), Vec::new()).await;
+    let store = engine.store().clone();
+    let fake = FakeAnythingLlm::start().await;
+    let client = client(&fake);
+    let dialog = engine.dialog_config();
+
+    let documents = store.documents().await.expect("documents");
+    let public: Vec<&str> = documents
+        .iter()
+        .filter(|document| document.audience == Audience::Public)
+        .map(|document| document.source.as_str())
+        .collect();
+    assert!(
+        public.len() < documents.len(),
+        "the demo has internal notes"
+    );
+
+    let mut calls = 0;
+    let first = sync_workspace(&store, &client, dialog, |_, _, _| calls += 1)
+        .await
+        .expect("the first sync");
+    assert!(calls > public.len());
+    assert_eq!(first.added.len(), public.len());
+    assert!(first.persona_updated);
+    let embedded = fake.embedded();
+    assert_eq!(embedded.len(), public.len());
+    assert!(
+        embedded
+            .iter()
+            .all(|(_, title, _)| !title.to_lowercase().contains("внутренн")),
+        "internal notes never reach the workspace"
+    );
+    let (prompt, refusal) = fake.persona();
+    assert!(prompt.is_some_and(|prompt| prompt.contains("Demo Company")));
+    assert!(refusal.is_some_and(|refusal| refusal.contains("manager")));
+
+    let uploads = fake.requests_to("/raw-text").len();
+    let second = sync_workspace(&store, &client, dialog, |_, _, _| {})
+        .await
+        .expect("the second sync");
+    assert!(!second.changed(), "{second:?}");
+    assert_eq!(second.unchanged.len(), public.len());
+    assert_eq!(
+        fake.requests_to("/raw-text").len(),
+        uploads,
+        "nothing uploaded again"
+    );
+    assert_eq!(
+        fake.requests_to("/update").len(),
+        1,
+        "the persona is set once"
+    );
+
+    // One document changes, one disappears, and one is taken out in AnythingLLM's web app.
+    let mut changed: Vec<_> = documents.clone();
+    let faq = changed
+        .iter_mut()
+        .find(|document| document.source == "en-faq.md")
+        .expect("the English FAQ");
+    faq.content
+        .push_str("\n\nNew: the Pro plan now includes SMS reminders.\n");
+    faq.content_hash = "changed".to_owned();
+    changed.retain(|document| document.source != "en-security.md");
+    store.sync_documents(&changed).await.expect("the re-import");
+    let pushed = store.pushed_documents(WORKSPACE).await.expect("tracked");
+    let overview = pushed
+        .iter()
+        .find(|document| document.source == "en-overview.md")
+        .expect("the overview was pushed");
+    fake.unembed(&overview.location);
+
+    let third = sync_workspace(&store, &client, dialog, |_, _, _| {})
+        .await
+        .expect("the third sync");
+    assert_eq!(third.replaced, ["en-faq.md", "en-overview.md"]);
+    assert_eq!(third.removed, ["en-security.md"]);
+    assert!(third.added.is_empty());
+    let embedded = fake.embedded();
+    assert_eq!(embedded.len(), public.len() - 1);
+    assert!(
+        embedded
+            .iter()
+            .any(|(_, _, text)| text.contains("now includes SMS reminders")),
+        "the new version is embedded"
+    );
+    // The replaced and removed files are deleted; the overview's old file stays, as someone
+    // took it out by hand and it is no longer Closer's to delete.
+    assert_eq!(fake.stored_documents(), public.len());
+    let fourth = sync_workspace(&store, &client, dialog, |_, _, _| {})
+        .await
+        .expect("the fourth sync");
+    assert!(!fourth.changed(), "{fourth:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn embeddings_that_silently_fail_are_reported(pool: PgPool) {
+    let engine = demo_engine(pool.clone(), Vec::new()).await;
+    let fake = FakeAnythingLlm::start().await;
+    fake.set_embeddings_fail(true);
+    let error = sync_workspace(
+        engine.store(),
+        &client(&fake),
+        engine.dialog_config(),
+        |_, _, _| {},
+    )
+    .await
+    .expect_err("update-embeddings answered 200 but embedded nothing");
+    assert!(error.to_string().contains("did not apply"), "{error}");
+    assert!(engine
+        .store()
+        .pushed_documents(WORKSPACE)
+        .await
+        .expect("tracked")
+        .is_empty());
+    // Once AnythingLLM works again, the sync completes.
+    fake.set_embeddings_fail(false);
+    let report = sync_workspace(
+        engine.store(),
+        &client(&fake),
+        engine.dialog_config(),
+        |_, _, _| {},
+    )
+    .await
+    .expect("the sync completes");
+    assert!(!report.added.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The engine: refusals, deadline, breaker
+
+#[sqlx::test(migrations = "../migrations")]
+async fn answers_come_from_anythingllm_and_a_refusal_is_the_assistants_own_decline(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    let engine = engine_with(pool, &fake, quick_policy()).await;
+
+    let answered = engine
+        .handle(&text("c1", "1", "How much does the Pro plan cost?"))
+        .await
+        .expect("handled");
+    let answer = &answered.replies[0];
+    assert_eq!(answer.kind, ReplyKind::Answer, "{answered:?}");
+    assert!(answer.text.contains("49 USD"), "{answer:?}");
+    assert_eq!(answer.citations[0].source, "en-pricing.md");
+
+    let refused = engine
+        .handle(&text("c1", "2", "Do you sell quantum spaceships?"))
+        .await
+        .expect("handled");
+    let decline = &refused.replies[0];
+    assert_eq!(decline.kind, ReplyKind::Declined, "{refused:?}");
+    assert!(decline.citations.is_empty());
+    assert!(
+        decline
+            .quick_replies
+            .iter()
+            .any(|button| button.payload == "handoff"),
+        "a person is offered: {decline:?}"
+    );
+
+    // Small talk and contact details are the dialog's own: AnythingLLM is not asked.
+    let asked = fake.chats().len();
+    engine
+        .handle(&text("c1", "3", "Thanks!"))
+        .await
+        .expect("handled");
+    engine
+        .handle(&text("c1", "4", "My email is anna@example.com"))
+        .await
+        .expect("handled");
+    assert_eq!(fake.chats().len(), asked, "{:?}", fake.chats());
+    // A redelivered question is not asked again.
+    let again = engine
+        .handle(&text("c1", "1", "How much does the Pro plan cost?"))
+        .await
+        .expect("handled");
+    assert!(again.duplicate);
+    assert_eq!(fake.chats().len(), asked);
+    assert!(fake
+        .chats()
+        .iter()
+        .all(|(session, _)| session.as_deref() == Some("web:c1")));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_slow_anythingllm_gives_way_to_the_built_in_answer(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    fake.set_latency(Duration::from_secs(5));
+    let engine = engine_with(
+        pool,
+        &fake,
+        AnswerPolicy {
+            deadline: Duration::from_millis(300),
+            ..quick_policy()
+        },
+    )
+    .await;
+    let handled = engine
+        .handle(&text("c2", "1", "Сколько стоит тариф?"))
+        .await
+        .expect("handled");
+    let answer = &handled.replies[0];
+    assert_eq!(answer.kind, ReplyKind::Answer, "{handled:?}");
+    assert!(
+        answer
+            .citations
+            .iter()
+            .any(|citation| citation.source == "tarify.md" || citation.source == "prajs-list.csv"),
+        "the built-in retriever answered: {answer:?}"
+    );
+    assert_eq!(fake.requests_to("/chat").len(), 1, "AnythingLLM was asked");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_breaker_opens_on_failures_and_a_probe_closes_it(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    let engine = engine_with(pool, &fake, quick_policy()).await;
+    let remote = engine.remote_answers().expect("a remote source").clone();
+
+    // Two failures of different shapes: both answered by the built-in retriever.
+    fake.set_outage(Some(Fault::PlainStatus(500)));
+    fake.fail_next(Fault::Html);
+    for id in ["1", "2"] {
+        let handled = engine
+            .handle(&text("c3", id, "Сколько стоит тариф?"))
+            .await
+            .expect("handled");
+        assert_eq!(handled.replies[0].kind, ReplyKind::Answer, "{handled:?}");
+    }
+    assert!(remote.breaker_is_open());
+    let asked = fake.requests_to("/chat").len();
+    assert_eq!(asked, 2);
+
+    // Open: AnythingLLM is not asked, the prospect still gets an answer.
+    let handled = engine
+        .handle(&text("c3", "3", "Сколько стоит тариф?"))
+        .await
+        .expect("handled");
+    assert_eq!(handled.replies[0].kind, ReplyKind::Answer);
+    assert_eq!(fake.requests_to("/chat").len(), asked, "not hammered");
+
+    // AnythingLLM comes back; after the cool-down one question probes it and closes the breaker.
+    fake.set_outage(None);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while remote.breaker_is_open() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cool-down never ends"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let probed = engine
+        .handle(&text("c3", "4", "How much does the Pro plan cost?"))
+        .await
+        .expect("handled");
+    assert_eq!(fake.requests_to("/chat").len(), asked + 1);
+    assert_eq!(
+        probed.replies[0].citations[0].source, "en-pricing.md",
+        "{probed:?}"
+    );
+    assert!(!remote.breaker_is_open());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole Telegram conversation
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_telegram_conversation_is_answered_through_anythingllm(pool: PgPool) {
+    use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
+    use closer_tests::fake_telegram::{FakeTelegram, FAKE_TOKEN};
+
+    let anythingllm = FakeAnythingLlm::start().await;
+    let engine = engine_with(pool.clone(), &anythingllm, quick_policy()).await;
+    let report = sync_workspace(
+        engine.store(),
+        &client(&anythingllm),
+        engine.dialog_config(),
+        |_, _, _| {},
+    )
+    .await
+    .expect("the knowledge base is pushed");
+    assert!(!report.added.is_empty());
+
+    let telegram = FakeTelegram::start().await;
+    let adapter = Telegram::connect(
+        TelegramConfig {
+            token: FAKE_TOKEN.to_owned().into(),
+            api_url: telegram.api_url(),
+            mode: Mode::Polling {
+                timeout: Duration::from_secs(5),
+            },
+            limits: Limits::default(),
+        },
+        engine.clone(),
+    )
+    .await
+    .expect("the adapter connects");
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(adapter.run(async move {
+        let _ = stopped.await;
+    }));
+    let chat = 701;
+    let wait_for = |count: usize| {
+        let telegram = telegram.clone();
+        async move {
+            assert!(
+                telegram
+                    .wait_until(DEADLINE, |fake| fake.sent_to(chat).len() >= count)
+                    .await,
+                "chat {chat}: fewer than {count} messages: {:#?}",
+                telegram.sent_to(chat)
+            );
+            telegram.sent_to(chat)
+        }
+    };
+
+    telegram.send_text(chat, "/start");
+    let sent = wait_for(1).await.len();
+    telegram.send_text(chat, "Сколько стоит тариф Салон?");
+    let answer = wait_for(sent + 1).await;
+    let answer = &answer[sent];
+    assert!(answer.text.contains("Источник"), "cited: {answer:#?}");
+    assert!(!answer.text.contains("think"), "{answer:#?}");
+    let chats = anythingllm.chats();
+    assert_eq!(chats.len(), 1, "{chats:?}");
+    assert_eq!(chats[0].0.as_deref(), Some("telegram:701"));
+
+    let sent = telegram.sent_to(chat).len();
+    telegram.send_text(chat, "Меня зовут Анна, мой телефон +7 903 123-45-67");
+    wait_for(sent + 1).await;
+    let store = Store::from_pool(pool.clone());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let lead = loop {
+        let conversation = store
+            .conversation_by_chat(Channel::Telegram, &chat.to_string())
+            .await
+            .expect("the store answers")
+            .expect("the conversation");
+        if let Some(lead) = store
+            .lead_for_conversation(conversation.id)
+            .await
+            .expect("the store answers")
+        {
+            break lead;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no lead");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        lead.details
+            .contact
+            .phone
+            .as_ref()
+            .map(|phone| phone.as_str()),
+        Some("+79031234567")
+    );
+    assert_eq!(
+        anythingllm.chats().len(),
+        1,
+        "contacts are the dialog's, not AnythingLLM's"
+    );
+}
