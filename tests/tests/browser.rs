@@ -59,6 +59,9 @@ async fn start_driver() -> Driver {
 }
 
 async fn browser(driver: &Driver) -> Client {
+    // Two rustls providers are linked into the tests (ring and aws-lc-rs, from different
+    // crates); the WebDriver client needs one chosen. Another test may have chosen already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut capabilities = serde_json::Map::new();
     capabilities.insert(
         "goog:chromeOptions".to_owned(),

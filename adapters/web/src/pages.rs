@@ -120,6 +120,15 @@ fn problem(status: StatusCode, user: Option<&Principal>, message: &str) -> Respo
         .into_response()
 }
 
+/// A duration for people: milliseconds under a second, seconds above.
+fn seconds(value: f64) -> String {
+    if value < 1.0 {
+        format!("{:.0} ms", value * 1000.0)
+    } else {
+        format!("{value:.1} s")
+    }
+}
+
 fn when(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }
@@ -359,12 +368,12 @@ async fn dashboard(
                 Bar {
                     label: format!("{} p50", times.channel),
                     value: times.p50,
-                    shown: format!("{:.2} s", times.p50),
+                    shown: seconds(times.p50),
                 },
                 Bar {
                     label: format!("{} p95", times.channel),
                     value: times.p95,
-                    shown: format!("{:.2} s", times.p95),
+                    shown: seconds(times.p95),
                 },
             ]
         })
