@@ -74,7 +74,12 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
-    let app = closer::server::Application::with_listener(listener, engine.clone());
+    let app = closer::server::Application::with_listener(listener, engine.clone())
+        .with_routes(closer_web::metrics::router())
+        .with_routes(closer_web::router(
+            engine.clone(),
+            closer_web::WebConfig::default(),
+        ));
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {

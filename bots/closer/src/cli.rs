@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use closer_engine::Engine;
 
 use crate::config::Config;
-use crate::{chat, database, eval, kb, leads, server, telemetry};
+use crate::{admin, chat, database, eval, kb, leads, server, telemetry};
 
 /// Closer: a self-hosted AI sales assistant.
 #[derive(Debug, Parser)]
@@ -43,6 +43,25 @@ pub enum Command {
     },
     /// Apply the database migrations.
     Migrate,
+    /// Manage the web console's accounts and API tokens.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a console account, or set a new password; the password is read from a prompt
+    /// (or from standard input when it is not a terminal).
+    Create { email: String },
+    /// Create an API token for an account, for `Authorization: Bearer` calls to /api.
+    Token {
+        email: String,
+        /// A name to recognise the token by.
+        #[arg(long, default_value = "api")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -112,6 +131,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(LeadsCommand::Retry { id }) => leads::retry(&store, &id).await,
             }
         }
+        Command::Admin { command } => {
+            telemetry::init(&config.log, interactive_level);
+            let store = database::open_store(&config).await?;
+            match command {
+                AdminCommand::Create { email } => admin::create(&store, &email).await,
+                AdminCommand::Token { email, name } => admin::token(&store, &email, &name).await,
+            }
+        }
         Command::Migrate => {
             telemetry::init(&config.log, "info");
             database::open_store(&config).await?;
@@ -126,8 +153,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = database::open_store(config).await?;
     let mut targets = config.handoff_targets()?;
+    // Installed before anything records, so that no early sample is lost.
+    let metrics = closer_web::metrics::router();
     let engine = build_engine(config, store.clone()).await?;
-    let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
+    let mut app = server::Application::build(&config.server.listen, engine.clone())
+        .await?
+        .with_routes(metrics);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
@@ -190,6 +221,29 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
                 .context("the Slack channel stopped")
         });
     }
+    if let Some(web) = &config.web {
+        let mut channel_names = vec!["web".to_owned()];
+        if config.telegram.token.is_some() || config.telegram.token_file.is_some() {
+            channel_names.push("telegram".to_owned());
+        }
+        if config.discord.token.is_some() || config.discord.token_file.is_some() {
+            channel_names.push("discord".to_owned());
+        }
+        if config.slack.bot_token.is_some() || config.slack.bot_token_file.is_some() {
+            channel_names.push("slack".to_owned());
+        }
+        let target_names = targets.keys().cloned().collect();
+        app = app.with_routes(closer_web::router(
+            engine.clone(),
+            web.to_web_config(channel_names, target_names),
+        ));
+        if web.console {
+            eprintln!("Console: /console (accounts: `closer admin create EMAIL`).");
+        }
+        if web.chat {
+            eprintln!("Website chat: <script src=\"…/chat/widget.js\" defer></script>.");
+        }
+    }
     if !targets.is_empty() {
         let names: Vec<&str> = targets.keys().map(String::as_str).collect();
         eprintln!("Hand-off: leads go to {}.", names.join(", "));
@@ -206,7 +260,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         });
     }
     eprintln!(
-        "Closer is serving on {} (health: /healthz, readiness: /readyz).",
+        "Closer is serving on {} (health: /healthz, readiness: /readyz, metrics: /metrics).",
         config.server.listen
     );
     tracing::info!(port = app.port(), "closer is serving");

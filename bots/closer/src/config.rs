@@ -36,6 +36,8 @@ pub struct Config {
     pub discord: DiscordSection,
     pub slack: SlackSection,
     pub log: LogConfig,
+    /// The web console and the website chat; off when the section is left out.
+    pub web: Option<WebSection>,
     /// The folder relative paths are resolved against: the configuration file's folder.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -455,6 +457,65 @@ impl Default for LogConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The `[web]` section: the sales team's console and the website chat, on Closer's HTTP server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebSection {
+    /// The console under /console and its JSON API under /api (accounts: `closer admin create`).
+    pub console: bool,
+    /// The website chat: /chat/widget.js and its endpoints.
+    pub chat: bool,
+    /// Mark the session cookie Secure: set when people reach Closer over HTTPS.
+    pub secure_cookies: bool,
+    pub session_hours: i64,
+    pub chat_max_message_chars: usize,
+    pub chat_messages_per_minute: u32,
+    /// The sites whose pages may call the chat (https://www.example.com); any when empty.
+    pub chat_allowed_origins: Vec<String>,
+    pub login_attempts_per_minute: u32,
+    pub login_attempts_overall_per_minute: u32,
+}
+
+impl Default for WebSection {
+    fn default() -> Self {
+        let defaults = closer_web::WebConfig::default();
+        WebSection {
+            console: defaults.console,
+            chat: defaults.chat,
+            secure_cookies: defaults.secure_cookies,
+            session_hours: defaults.session_hours,
+            chat_max_message_chars: defaults.chat_max_message_chars,
+            chat_messages_per_minute: defaults.chat_messages_per_minute,
+            chat_allowed_origins: defaults.chat_allowed_origins,
+            login_attempts_per_minute: defaults.login_attempts_per_minute,
+            login_attempts_overall_per_minute: defaults.login_attempts_overall_per_minute,
+        }
+    }
+}
+
+impl WebSection {
+    /// The web crate's configuration, with the configured channels and targets for its health page.
+    pub fn to_web_config(
+        &self,
+        channels: Vec<String>,
+        targets: Vec<String>,
+    ) -> closer_web::WebConfig {
+        closer_web::WebConfig {
+            console: self.console,
+            chat: self.chat,
+            secure_cookies: self.secure_cookies,
+            session_hours: self.session_hours.max(1),
+            chat_max_message_chars: self.chat_max_message_chars.max(1),
+            chat_messages_per_minute: self.chat_messages_per_minute.max(1),
+            chat_allowed_origins: self.chat_allowed_origins.clone(),
+            login_attempts_per_minute: self.login_attempts_per_minute.max(1),
+            login_attempts_overall_per_minute: self.login_attempts_overall_per_minute.max(1),
+            channels,
+            targets,
+        }
+    }
 }
 
 impl Config {

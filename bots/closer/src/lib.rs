@@ -9,7 +9,9 @@
 //! - [`server`] — `closer serve`, the HTTP server.
 //! - [`cli`] — the command line and what each command wires together.
 //! - [`telemetry`] — logging.
+//! - [`admin`] — `closer admin create` and `closer admin token` (console accounts).
 
+pub mod admin;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -180,6 +180,8 @@ impl Engine {
         let conversation_id = turn.conversation.id;
         tracing::Span::current()
             .record("conversation_id", tracing::field::display(conversation_id));
+        metrics::counter!("closer_messages_total", "channel" => inbound.channel.as_str())
+            .increment(1);
 
         let state = restore_state(&turn.conversation.state);
         let source_campaign = match &inbound.content {
@@ -221,7 +223,15 @@ impl Engine {
             // Slow, failed, breaker open, or not asked: the built-in retriever answers.
             _ => None,
         };
-        let knowledge = remote_knowledge.unwrap_or_else(|| self.built_in_answer(inbound, &state));
+        let knowledge = remote_knowledge.unwrap_or_else(|| {
+            let retrieval_started = Instant::now();
+            let answer = self.built_in_answer(inbound, &state);
+            if inbound.content.text().is_some() {
+                metrics::histogram!("closer_retrieval_seconds")
+                    .record(retrieval_started.elapsed().as_secs_f64());
+            }
+            answer
+        });
         let input = Input {
             content: inbound.content.clone(),
             sender_name: inbound.sender_name.clone(),
@@ -346,9 +356,16 @@ impl Engine {
                 source_campaign: source_campaign.as_deref(),
             })
             .await?;
+        let channel = inbound.channel.as_str();
         if let Some(lead_id) = committed.lead_id {
             tracing::info!(%lead_id, "lead captured");
+            metrics::counter!("closer_leads_total", "channel" => channel).increment(1);
         }
+        // Until the replies are committed: channels that deliver from the store add their pacing.
+        metrics::counter!("closer_replies_total", "channel" => channel)
+            .increment(step.replies.len() as u64);
+        metrics::histogram!("closer_reply_seconds", "channel" => channel)
+            .record(started.elapsed().as_secs_f64());
         tracing::debug!(
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             replies = step.replies.len(),

@@ -22,13 +22,18 @@
 //! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
+//! - [`console`]: the web console's accounts, sessions, API tokens, conversation list and
+//!   detailed transcripts, and the website chat's message feed.
+//! - [`analytics`]: the dashboard's funnel, ratings, reply times and objections.
 //!
 //! Queries use sqlx's runtime API (no database is needed to compile), and every SQL
 //! statement of Closer lives in this crate.
 
 pub mod activity;
 pub mod admin;
+pub mod analytics;
 pub mod anythingllm;
+pub mod console;
 pub mod deliveries;
 pub mod documents;
 pub mod error;
@@ -51,7 +56,9 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub use activity::{Activity, ActivityKind};
 pub use admin::{drop_database, ensure_database, redact_url};
+pub use analytics::{Dashboard, Period};
 pub use anythingllm::PushedDocument;
+pub use console::{ConsoleMessage, ConversationFilter, ConversationSummary};
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;

@@ -1,0 +1,243 @@
+// Closer's website chat. Paste into a page:
+//   <script src="https://closer.example.com/chat/widget.js" defer></script>
+// Options as data attributes on the script tag: data-title, data-open="true" (open at once),
+// data-target="#element" (render inside an element instead of a floating window).
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) { return; }
+  var base = new URL(script.src, window.location.href).origin;
+  var title = script.getAttribute("data-title") || "Chat";
+  var storageKey = "closer-visitor";
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+  var visitor;
+  try {
+    visitor = window.localStorage.getItem(storageKey);
+    if (!visitor) { visitor = randomId(); window.localStorage.setItem(storageKey, visitor); }
+  } catch (e) { visitor = randomId(); }
+
+  var lastId = 0, opened = false, pollTimer = null, busy = false;
+  var queue = []; // messages not yet accepted, each with its id kept for retries
+
+  var style = document.createElement("style");
+  style.textContent =
+    ".closer-chat{font:14px/1.4 system-ui,sans-serif;color:#1f2933}" +
+    ".closer-chat *{box-sizing:border-box}" +
+    ".closer-float{position:fixed;right:20px;bottom:20px;z-index:2147483000}" +
+    ".closer-toggle{background:#2563eb;color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit}" +
+    ".closer-panel{display:flex;flex-direction:column;width:340px;height:460px;background:#fff;border:1px solid #d0d7de;border-radius:12px;box-shadow:0 8px 24px rgba(0,0,0,.15);overflow:hidden}" +
+    ".closer-inline .closer-panel{width:100%;height:520px;box-shadow:none}" +
+    ".closer-head{background:#2563eb;color:#fff;padding:10px 14px;font-weight:600;display:flex;justify-content:space-between}" +
+    ".closer-head button{background:none;border:0;color:#fff;font-size:18px;cursor:pointer}" +
+    ".closer-log{flex:1;overflow-y:auto;padding:10px;background:#f6f8fa}" +
+    ".closer-msg{margin:6px 0;max-width:85%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
+    ".closer-visitor{margin-left:auto;background:#2563eb;color:#fff}" +
+    ".closer-assistant,.closer-person{background:#fff;border:1px solid #d0d7de}" +
+    ".closer-person{border-color:#16a34a}" +
+    ".closer-who{font-size:11px;color:#16a34a;margin-bottom:2px}" +
+    ".closer-sources{font-size:12px;color:#57606a;margin-top:4px}" +
+    ".closer-buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}" +
+    ".closer-buttons button{border:1px solid #2563eb;color:#2563eb;background:#fff;border-radius:14px;padding:4px 10px;cursor:pointer;font:inherit}" +
+    ".closer-form{display:flex;border-top:1px solid #d0d7de}" +
+    ".closer-form textarea{flex:1;border:0;padding:10px;resize:none;font:inherit;height:52px}" +
+    ".closer-form button{border:0;background:#fff;color:#2563eb;font-weight:600;padding:0 14px;cursor:pointer}" +
+    ".closer-error{color:#b42318;font-size:12px;padding:4px 10px}";
+  document.head.appendChild(style);
+
+  var root = document.createElement("div");
+  root.className = "closer-chat";
+  var target = script.getAttribute("data-target") && document.querySelector(script.getAttribute("data-target"));
+  var panel = document.createElement("div");
+  panel.className = "closer-panel";
+  var head = document.createElement("div");
+  head.className = "closer-head";
+  var headTitle = document.createElement("span");
+  headTitle.textContent = title;
+  head.appendChild(headTitle);
+  var log = document.createElement("div");
+  log.className = "closer-log";
+  log.setAttribute("aria-live", "polite");
+  var errorLine = document.createElement("div");
+  errorLine.className = "closer-error";
+  var form = document.createElement("form");
+  form.className = "closer-form";
+  var input = document.createElement("textarea");
+  input.placeholder = "Type a message…";
+  input.maxLength = 2000;
+  input.setAttribute("aria-label", "Message");
+  var send = document.createElement("button");
+  send.type = "submit";
+  send.textContent = "Send";
+  form.appendChild(input);
+  form.appendChild(send);
+  panel.appendChild(head);
+  panel.appendChild(log);
+  panel.appendChild(errorLine);
+  panel.appendChild(form);
+
+  var toggle = null;
+  if (target) {
+    root.className += " closer-inline";
+    root.appendChild(panel);
+    target.appendChild(root);
+  } else {
+    root.className += " closer-float";
+    toggle = document.createElement("button");
+    toggle.className = "closer-toggle";
+    toggle.textContent = title;
+    var close = document.createElement("button");
+    close.textContent = "×";
+    close.setAttribute("aria-label", "Close");
+    head.appendChild(close);
+    panel.style.display = "none";
+    root.appendChild(panel);
+    root.appendChild(toggle);
+    document.body.appendChild(root);
+    toggle.addEventListener("click", open);
+    close.addEventListener("click", function () {
+      panel.style.display = "none"; toggle.style.display = ""; opened = false; stopPolling();
+    });
+  }
+
+  function render(message) {
+    if (message.id <= lastId) { return; }
+    lastId = message.id;
+    if (message.from === "visitor") {
+      // The server's copy of an echoed message replaces the local one.
+      var echoed = log.querySelector(".closer-pending");
+      if (echoed) { echoed.remove(); }
+    }
+    var bubble = document.createElement("div");
+    bubble.className = "closer-msg closer-" + message.from;
+    bubble.setAttribute("data-id", String(message.id));
+    if (message.from === "person") {
+      var who = document.createElement("div");
+      who.className = "closer-who";
+      who.textContent = "Sales team";
+      bubble.appendChild(who);
+    }
+    bubble.appendChild(document.createTextNode(message.text));
+    if (message.sources && message.sources.length) {
+      var sources = document.createElement("div");
+      sources.className = "closer-sources";
+      sources.textContent = "Sources: " + message.sources.join(", ");
+      bubble.appendChild(sources);
+    }
+    log.appendChild(bubble);
+    if (message.buttons && message.buttons.length) {
+      var row = document.createElement("div");
+      row.className = "closer-buttons";
+      message.buttons.forEach(function (button) {
+        var b = document.createElement("button");
+        b.type = "button";
+        b.textContent = button.label;
+        b.addEventListener("click", function () {
+          row.remove();
+          submit({ payload: button.payload }, button.label);
+        });
+        row.appendChild(b);
+      });
+      log.appendChild(row);
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function show(answer) {
+    errorLine.textContent = "";
+    (answer.messages || []).forEach(render);
+  }
+
+  function request(method, body) {
+    var url = base + "/chat/api/messages" +
+      (method === "GET" ? "?visitor=" + encodeURIComponent(visitor) + "&after=" + lastId : "");
+    return fetch(url, {
+      method: method,
+      headers: body ? { "Content-Type": "application/json" } : {},
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (response) {
+      return response.json().then(function (json) {
+        if (!response.ok) { var e = new Error(json.error || "error"); e.status = response.status; throw e; }
+        return json;
+      });
+    });
+  }
+
+  // Sends queued messages one at a time; a message keeps its id until it is accepted, so a
+  // retry after a network error is answered once.
+  function flush() {
+    if (busy || !queue.length) { return; }
+    busy = true;
+    var next = queue[0];
+    next.after = lastId;
+    request("POST", next).then(function (answer) {
+      queue.shift();
+      busy = false;
+      show(answer);
+      flush();
+    }, function (error) {
+      busy = false;
+      if (error.status && error.status >= 400 && error.status < 500 && error.status !== 429) {
+        queue.shift(); // refused for good (too long, malformed): say why, do not retry
+        errorLine.textContent = error.message;
+        flush();
+      } else {
+        errorLine.textContent = error.status === 429 ? error.message : "Connection problem, retrying…";
+        setTimeout(flush, 3000);
+      }
+    });
+  }
+
+  function submit(fields, echo) {
+    var message = { visitor: visitor, id: randomId() };
+    for (var key in fields) { message[key] = fields[key]; }
+    if (echo) {
+      var pending = document.createElement("div");
+      pending.className = "closer-msg closer-visitor closer-pending";
+      pending.textContent = echo;
+      log.appendChild(pending);
+      log.scrollTop = log.scrollHeight;
+    }
+    queue.push(message);
+    flush();
+  }
+
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) { return; }
+    input.value = "";
+    submit({ text: text }, text);
+  });
+  input.addEventListener("keydown", function (event) {
+    if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); form.requestSubmit(); }
+  });
+
+  function poll() {
+    request("GET").then(show, function () {});
+  }
+  function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
+
+  function open() {
+    if (toggle) { toggle.style.display = "none"; }
+    panel.style.display = "flex";
+    if (opened) { return; }
+    opened = true;
+    request("GET").then(function (answer) {
+      show(answer);
+      if (!lastId) {
+        var campaign = new URLSearchParams(window.location.search).get("utm_campaign");
+        submit(campaign ? { start: true, campaign: campaign } : { start: true });
+      }
+    }, function () { errorLine.textContent = "Connection problem"; });
+    pollTimer = setInterval(poll, 3000);
+    input.focus();
+  }
+
+  if (target || script.getAttribute("data-open") === "true") { open(); }
+  window.CloserChat = { open: open, visitor: function () { return visitor; } };
+})();

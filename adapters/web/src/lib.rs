@@ -1,0 +1,105 @@
+//! The browser-facing side of Closer, mounted on its HTTP server: the website chat (a channel,
+//! `web`), the sales team's console (server-rendered HTML with SVG charts) and its JSON API,
+//! and `/metrics`.
+//!
+//! - [`chat`] — `/chat/widget.js` and the visitor's endpoints, rate-limited per visitor.
+//! - [`auth`] — accounts (argon2), session cookies, API tokens, CSRF, the sign-in limit.
+//! - [`pages`] — the console's pages under `/console`.
+//! - [`api`] — the same data as JSON under `/api`.
+//! - [`charts`] — bar charts as SVG, drawn on the server.
+//! - [`metrics`] — the Prometheus exporter and `GET /metrics`.
+//!
+//! Nothing is loaded from elsewhere: the script, the style sheet and the charts are served by
+//! Closer itself, so the console works offline. SQL stays in `closer-store`.
+
+pub mod api;
+pub mod auth;
+pub mod charts;
+pub mod chat;
+pub mod metrics;
+pub mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use closer_engine::Engine;
+
+/// What the console and the chat need from configuration.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Serve the console and its API under `/console` and `/api`.
+    pub console: bool,
+    /// Serve the website chat under `/chat`.
+    pub chat: bool,
+    /// Mark the session cookie `Secure` (when Closer is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// How long a session lasts, in hours.
+    pub session_hours: i64,
+    /// The longest visitor message accepted, in characters.
+    pub chat_max_message_chars: usize,
+    /// How many messages one visitor may send per minute (a burst of up to 5).
+    pub chat_messages_per_minute: u32,
+    /// The sites allowed to read the chat's answers (`https://www.example.com`); any when empty.
+    pub chat_allowed_origins: Vec<String>,
+    /// Sign-in attempts per e-mail address per minute, and for all addresses together.
+    pub login_attempts_per_minute: u32,
+    pub login_attempts_overall_per_minute: u32,
+    /// The configured channels and hand-off targets, for the health page.
+    pub channels: Vec<String>,
+    pub targets: Vec<String>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            console: true,
+            chat: true,
+            secure_cookies: false,
+            session_hours: 12,
+            chat_max_message_chars: 2000,
+            chat_messages_per_minute: 20,
+            chat_allowed_origins: Vec::new(),
+            login_attempts_per_minute: 5,
+            login_attempts_overall_per_minute: 60,
+            channels: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+}
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    pub engine: Engine,
+    pub config: Arc<WebConfig>,
+    pub chat_limiters: Arc<chat::ChatLimiters>,
+    pub login_limiter: Arc<auth::LoginLimiter>,
+}
+
+/// The routes of the chat and the console as `config` enables them, ready to merge into
+/// Closer's server. Starts the sweeper of idle rate-limiter keys, so it must be called inside
+/// a Tokio runtime.
+pub fn router(engine: Engine, config: WebConfig) -> Router {
+    let chat_limiters = chat::ChatLimiters::new(config.chat_messages_per_minute);
+    let login_limiter = auth::LoginLimiter::new(
+        config.login_attempts_per_minute,
+        config.login_attempts_overall_per_minute,
+    );
+    chat::sweep(
+        Arc::downgrade(&chat_limiters),
+        Arc::downgrade(&login_limiter),
+    );
+    let mut router = Router::new();
+    if config.chat {
+        router = router.merge(chat::router());
+    }
+    if config.console {
+        router = router.merge(pages::router()).merge(api::router());
+    }
+    router.with_state(WebState {
+        engine,
+        config: Arc::new(config),
+        chat_limiters,
+        login_limiter,
+    })
+}

@@ -1,0 +1,751 @@
+//! The web console, its JSON API and the website chat, over HTTP against `spawn_app` and the
+//! real PostgreSQL: nothing answers without a session or an API token, forms and session API
+//! calls without their CSRF token are refused, sign-in is rate-limited; the chat's endpoints
+//! are redelivery-safe, rate-limited and refuse oversized input; a chat appears in the console,
+//! can be taken over, its lead retried and exported; `/metrics` counts it.
+
+use closer_store::Store;
+use closer_tests::spawn_app;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const EMAIL: &str = "manager@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+}
+
+/// The `name=value` of a `Set-Cookie` header named `name`.
+fn cookie_named(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with(&format!("{name}=")))
+        .map(|value| {
+            let pair = value.split(';').next().unwrap_or_default().to_owned();
+            (pair, value.to_owned())
+        })
+}
+
+/// The value of the first hidden `csrf` field in a page.
+fn csrf_in(html: &str) -> String {
+    let start = html
+        .find(r#"name="csrf" value=""#)
+        .expect("the page has a csrf field")
+        + r#"name="csrf" value=""#.len();
+    html[start..]
+        .split('"')
+        .next()
+        .expect("the field ends")
+        .to_owned()
+}
+
+/// A signed-in browser: its session cookie and CSRF token.
+struct Browser {
+    client: reqwest::Client,
+    address: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn sign_in(address: &str) -> Browser {
+        let client = client();
+        let page = client
+            .get(format!("{address}/console/login"))
+            .send()
+            .await
+            .expect("the login page");
+        let (login_cookie, _) = cookie_named(&page, "closer_login_csrf").expect("a login token");
+        let token = csrf_in(&page.text().await.expect("a body"));
+        let response = client
+            .post(format!("{address}/console/login"))
+            .header(COOKIE, &login_cookie)
+            .form(&[("email", EMAIL), ("password", PASSWORD), ("csrf", &token)])
+            .send()
+            .await
+            .expect("a sign-in");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let (cookie, attributes) =
+            cookie_named(&response, "closer_session").expect("a session cookie");
+        assert!(attributes.contains("HttpOnly"), "{attributes}");
+        assert!(attributes.contains("SameSite=Lax"), "{attributes}");
+        let dashboard = client
+            .get(format!("{address}/console/dashboard"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("the dashboard");
+        assert_eq!(dashboard.status(), StatusCode::OK);
+        let csrf = csrf_in(&dashboard.text().await.expect("a body"));
+        Browser {
+            client,
+            address: address.to_owned(),
+            cookie,
+            csrf,
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header(COOKIE, &self.cookie)
+            .send()
+            .await
+            .expect("a response")
+    }
+
+    async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        response.json().await.expect("JSON")
+    }
+
+    /// A session's API call with its CSRF header.
+    async fn api_post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header(COOKIE, &self.cookie)
+            .header("X-CSRF-Token", &self.csrf)
+            .send()
+            .await
+            .expect("a response")
+    }
+
+    async fn form_post(&self, path: &str, csrf: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .header(COOKIE, &self.cookie)
+            .form(&[("csrf", csrf)])
+            .send()
+            .await
+            .expect("a response")
+    }
+}
+
+async fn with_account(pool: &PgPool) {
+    let store = Store::from_pool(pool.clone());
+    assert!(closer_web::auth::create_account(&store, EMAIL, PASSWORD)
+        .await
+        .expect("the account is created"));
+}
+
+/// Posts a visitor's message to the chat.
+async fn chat(address: &str, body: Value) -> reqwest::Response {
+    client()
+        .post(format!("{address}/chat/api/messages"))
+        .json(&body)
+        .send()
+        .await
+        .expect("a response")
+}
+
+const API_GETS: [&str; 8] = [
+    "/api/dashboard",
+    "/api/conversations",
+    "/api/conversations/00000000-0000-0000-0000-000000000000",
+    "/api/leads",
+    "/api/leads.csv",
+    "/api/knowledge/documents",
+    "/api/knowledge/search?q=price",
+    "/api/knowledge/unanswered",
+];
+
+#[sqlx::test(migrations = "../migrations")]
+async fn nothing_answers_without_a_session_or_a_token(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let client = client();
+    for path in API_GETS.iter().chain(&["/api/health"]) {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+        let body: Value = response.json().await.expect("a JSON error");
+        assert!(body["error"].is_string(), "{path}: {body}");
+    }
+    for path in [
+        "/api/conversations/00000000-0000-0000-0000-000000000000/take-over",
+        "/api/conversations/00000000-0000-0000-0000-000000000000/hand-back",
+        "/api/leads/00000000-0000-0000-0000-000000000000/retry",
+        "/api/conversations/00000000-0000-0000-0000-000000000000/messages",
+    ] {
+        let response = client
+            .post(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    for path in [
+        "/console/dashboard",
+        "/console/conversations",
+        "/console/leads",
+        "/console/leads.csv",
+        "/console/knowledge",
+        "/console/health",
+        "/console/try",
+    ] {
+        let response = client
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(response.headers()[LOCATION], "/console/login", "{path}");
+    }
+    // A made-up session cookie or token is no better.
+    let response = client
+        .get(format!("{}/api/leads", app.address))
+        .header(COOKIE, "closer_session=forged")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let response = client
+        .get(format!("{}/api/leads", app.address))
+        .bearer_auth("closer_forged")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn sign_in_checks_the_password_the_form_token_and_the_rate(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let client = client();
+    let page = client
+        .get(format!("{}/console/login", app.address))
+        .send()
+        .await
+        .expect("the login page");
+    let (login_cookie, _) = cookie_named(&page, "closer_login_csrf").expect("a login token");
+    let token = csrf_in(&page.text().await.expect("a body"));
+
+    let attempt = |password: &'static str, csrf: String, cookie: Option<String>| {
+        let client = client.clone();
+        let address = app.address.clone();
+        async move {
+            let mut request = client.post(format!("{address}/console/login")).form(&[
+                ("email", EMAIL),
+                ("password", password),
+                ("csrf", &csrf),
+            ]);
+            if let Some(cookie) = cookie {
+                request = request.header(COOKIE, cookie);
+            }
+            request.send().await.expect("a response")
+        }
+    };
+    let without_cookie = attempt(PASSWORD, token.clone(), None).await;
+    assert_eq!(without_cookie.status(), StatusCode::FORBIDDEN, "login CSRF");
+    assert!(cookie_named(&without_cookie, "closer_session").is_none());
+    let wrong_token = attempt(PASSWORD, "forged".to_owned(), Some(login_cookie.clone())).await;
+    assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
+
+    let wrong = attempt("wrong password!", token.clone(), Some(login_cookie.clone())).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(cookie_named(&wrong, "closer_session").is_none());
+    assert!(wrong
+        .text()
+        .await
+        .expect("a body")
+        .contains("Wrong e-mail or password"));
+
+    // Five attempts a minute per address: the sixth is refused even with the right password.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            attempt("wrong password!", token.clone(), Some(login_cookie.clone()))
+                .await
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let right = attempt(PASSWORD, token, Some(login_cookie)).await;
+    assert_eq!(right.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn state_changes_need_the_csrf_token_and_api_tokens_work(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool.clone()).await;
+    let browser = Browser::sign_in(&app.address).await;
+
+    let answer = chat(
+        &app.address,
+        json!({ "visitor": "visitor-1", "id": "m1", "text": "сколько стоит ваш самый дешевый тариф?" }),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let list = browser.get_json("/api/conversations?channel=web").await;
+    let id = list[0]["id"]
+        .as_str()
+        .expect("the chat is listed")
+        .to_owned();
+
+    // The session's API call without the header, or with a wrong one: refused, nothing changed.
+    let bare = browser
+        .client
+        .post(format!("{}/api/conversations/{id}/take-over", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    let forged = browser
+        .client
+        .post(format!("{}/api/conversations/{id}/take-over", app.address))
+        .header(COOKIE, &browser.cookie)
+        .header("X-CSRF-Token", "forged")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // A form without its token: refused too.
+    let form = browser
+        .form_post(&format!("/console/conversations/{id}/take-over"), "forged")
+        .await;
+    assert_eq!(form.status(), StatusCode::FORBIDDEN);
+    let detail = browser.get_json(&format!("/api/conversations/{id}")).await;
+    assert!(
+        detail["conversation"]["taken_over_by"].is_null(),
+        "{detail}"
+    );
+
+    // With the token: taken over, and the visitor's next message gets no answer from the bot.
+    let taken = browser
+        .api_post(&format!("/api/conversations/{id}/take-over"))
+        .await;
+    assert_eq!(taken.status(), StatusCode::OK);
+    let detail = browser.get_json(&format!("/api/conversations/{id}")).await;
+    assert_eq!(detail["conversation"]["taken_over_by"], EMAIL);
+    let quiet: Value = chat(
+        &app.address,
+        json!({ "visitor": "visitor-1", "id": "m2", "text": "алло?", "after": 1_000_000 }),
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
+    assert_eq!(quiet["with_person"], true);
+    assert_eq!(
+        quiet["messages"],
+        json!([]),
+        "the assistant stays silent: {quiet}"
+    );
+
+    // The person writes from the console; the visitor's widget gets it, once per key.
+    let write = |csrf: Option<String>| {
+        let request = browser
+            .client
+            .post(format!("{}/api/conversations/{id}/messages", app.address))
+            .header(COOKIE, &browser.cookie)
+            .json(&json!({ "key": "k-1", "text": "Здравствуйте, это Мария из отдела продаж" }));
+        match csrf {
+            Some(csrf) => request.header("X-CSRF-Token", csrf),
+            None => request,
+        }
+        .send()
+    };
+    let refused = write(None).await.expect("a response");
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    for duplicate in [false, true] {
+        let sent = write(Some(browser.csrf.clone())).await.expect("a response");
+        assert_eq!(sent.status(), StatusCode::OK);
+        let sent: Value = sent.json().await.expect("JSON");
+        assert_eq!(sent["duplicate"], duplicate, "{sent}");
+    }
+    let polled: Value = client()
+        .get(format!(
+            "{}/chat/api/messages?visitor=visitor-1&after=0",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    let from_person: Vec<&Value> = polled["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter(|message| message["from"] == "person")
+        .collect();
+    assert_eq!(from_person.len(), 1, "{polled}");
+    assert_eq!(
+        from_person[0]["text"],
+        "Здравствуйте, это Мария из отдела продаж"
+    );
+
+    // The form hands it back.
+    let back = browser
+        .form_post(
+            &format!("/console/conversations/{id}/hand-back"),
+            &browser.csrf,
+        )
+        .await;
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let detail = browser.get_json(&format!("/api/conversations/{id}")).await;
+    assert!(
+        detail["conversation"]["taken_over_by"].is_null(),
+        "{detail}"
+    );
+
+    // An API token reads and acts without a session or CSRF token.
+    let store = Store::from_pool(pool);
+    let token = closer_web::auth::create_api_token(&store, EMAIL, "ci")
+        .await
+        .expect("a token");
+    let leads = browser
+        .client
+        .get(format!("{}/api/leads", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(leads.status(), StatusCode::OK);
+    let taken = browser
+        .client
+        .post(format!("{}/api/conversations/{id}/take-over", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(taken.status(), StatusCode::OK);
+    assert!(
+        sqlx::query_scalar::<_, Option<String>>("select token_hash from console_api_tokens")
+            .fetch_one(store.pool())
+            .await
+            .expect("a row")
+            .is_some_and(|hash| hash != token),
+        "only the token's hash is stored"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_website_chat_answers_once_and_refuses_bad_input(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let script = client()
+        .get(format!("{}/chat/widget.js", app.address))
+        .send()
+        .await
+        .expect("the widget");
+    assert_eq!(script.status(), StatusCode::OK);
+    assert!(script
+        .text()
+        .await
+        .expect("a body")
+        .contains("/chat/api/messages"));
+
+    let start: Value = chat(
+        &app.address,
+        json!({ "visitor": "v-2", "id": "open-1", "start": true }),
+    )
+    .await
+    .json()
+    .await
+    .expect("JSON");
+    let greeting = &start["messages"];
+    assert!(
+        !greeting.as_array().expect("messages").is_empty(),
+        "a greeting: {start}"
+    );
+    let last = greeting
+        .as_array()
+        .and_then(|messages| messages.last())
+        .and_then(|message| message["id"].as_i64())
+        .expect("an id");
+
+    let question = json!({ "visitor": "v-2", "id": "q-1", "text": "сколько стоит ваш самый дешевый тариф?", "after": last });
+    let first: Value = chat(&app.address, question.clone())
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let messages = first["messages"].as_array().expect("messages").clone();
+    assert_eq!(messages[0]["from"], "visitor");
+    let answer = messages
+        .iter()
+        .find(|message| {
+            message["from"] == "assistant"
+                && !message["sources"].as_array().is_none_or(Vec::is_empty)
+        })
+        .unwrap_or_else(|| panic!("an answer with its sources: {first}"));
+    assert!(!answer["text"].as_str().unwrap_or_default().is_empty());
+
+    // The widget retries the same message (a lost response): the same answer, nothing new.
+    let again: Value = chat(&app.address, question)
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(again["messages"], first["messages"]);
+    let inbound: i64 = sqlx::query_scalar(
+        "select count(*) from messages where channel = 'web' and direction = 'in'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("a count");
+    assert_eq!(inbound, 2, "the start and the question, once each");
+
+    // Too long a message: 413 with a clear error; too large a body: 413 before parsing.
+    let long = chat(
+        &app.address,
+        json!({ "visitor": "v-2", "id": "q-2", "text": "а".repeat(2001) }),
+    )
+    .await;
+    assert_eq!(long.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = long.json().await.expect("JSON");
+    assert!(
+        body["error"].as_str().expect("an error").contains("2000"),
+        "{body}"
+    );
+    let huge = chat(
+        &app.address,
+        json!({ "visitor": "v-2", "id": "q-3", "text": "a".repeat(40_000) }),
+    )
+    .await;
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Malformed: not JSON, a bad visitor id, no content.
+    let malformed = client()
+        .post(format!("{}/chat/api/messages", app.address))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let bad_id = chat(
+        &app.address,
+        json!({ "visitor": "<script>", "id": "x", "text": "hi" }),
+    )
+    .await;
+    assert_eq!(bad_id.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let empty = chat(&app.address, json!({ "visitor": "v-2", "id": "q-4" })).await;
+    assert_eq!(empty.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Per visitor: a burst of five, then 429 with Retry-After; another visitor is unaffected.
+    let mut statuses = Vec::new();
+    for index in 0..8 {
+        let response = chat(
+            &app.address,
+            json!({ "visitor": "v-3", "id": format!("burst-{index}"), "text": "привет" }),
+        )
+        .await;
+        statuses.push(response.status());
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(response.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(
+        statuses[..5].iter().all(|status| *status == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    let other = chat(
+        &app.address,
+        json!({ "visitor": "v-4", "id": "1", "text": "привет" }),
+    )
+    .await;
+    assert_eq!(other.status(), StatusCode::OK);
+
+    // Polling returns what came after an id.
+    let polled: Value = client()
+        .get(format!(
+            "{}/chat/api/messages?visitor=v-2&after={last}",
+            app.address
+        ))
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(polled["messages"], first["messages"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_chat_shows_in_the_console_with_its_lead_and_its_retry(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool.clone()).await;
+    let browser = Browser::sign_in(&app.address).await;
+    for (id, text) in [
+        ("1", "сколько стоит ваш самый дешевый тариф?"),
+        ("2", "дорого"),
+        (
+            "3",
+            "Отлично, давайте созвонимся. Иван Петров, +7 (903) 123-45-67",
+        ),
+    ] {
+        let response = chat(
+            &app.address,
+            json!({ "visitor": "lead-visitor", "id": id, "text": text }),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    // The list finds it by the phone; the transcript has citations, stage, objection, contact.
+    let found = browser.get_json("/api/conversations?q=903").await;
+    assert_eq!(found.as_array().map(Vec::len), Some(1), "{found}");
+    let id = found[0]["id"].as_str().expect("an id").to_owned();
+    let detail = browser.get_json(&format!("/api/conversations/{id}")).await;
+    assert_eq!(detail["conversation"]["stage"], "lead_captured", "{detail}");
+    assert_eq!(detail["lead"]["contact"]["phone"], "+79031234567");
+    assert!(
+        detail["objections"]
+            .as_array()
+            .is_some_and(|kinds| !kinds.is_empty()),
+        "{detail}"
+    );
+    assert!(
+        detail["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .any(|message| !message["citations"].as_array().is_none_or(Vec::is_empty)),
+        "{detail}"
+    );
+    let page = browser.get(&format!("/console/conversations/{id}")).await;
+    let html = page.text().await.expect("a body");
+    assert!(html.contains("Cited: "), "the page shows citations");
+    assert!(html.contains("+79031234567"));
+
+    // The hand-off fails for good; the console shows why, retries it, and exports it.
+    let store = Store::from_pool(pool.clone());
+    let claimed = store
+        .claim_due_handoffs(chrono::Utc::now(), 10, std::time::Duration::from_secs(60))
+        .await
+        .expect("claimed");
+    assert_eq!(claimed.len(), 1);
+    store
+        .mark_handoff_failed(claimed[0].entry.id, "the tracker refused the token", None)
+        .await
+        .expect("marked");
+    let leads = browser.get_json("/api/leads").await;
+    assert_eq!(leads[0]["handoffs"][0]["status"], "failed", "{leads}");
+    assert_eq!(
+        leads[0]["handoffs"][0]["last_error"],
+        "the tracker refused the token"
+    );
+    let leads_page = browser
+        .get("/console/leads")
+        .await
+        .text()
+        .await
+        .expect("a body");
+    assert!(leads_page.contains("the tracker refused the token"));
+    assert!(leads_page.contains("Retry"));
+    let lead_id = leads[0]["lead"]["id"].as_str().expect("an id").to_owned();
+    let retried = browser
+        .form_post(&format!("/console/leads/{lead_id}/retry"), &browser.csrf)
+        .await;
+    assert_eq!(retried.status(), StatusCode::SEE_OTHER);
+    let leads = browser.get_json("/api/leads").await;
+    assert_eq!(leads[0]["handoffs"][0]["status"], "pending", "{leads}");
+    let again = browser
+        .api_post(&format!("/api/leads/{lead_id}/retry"))
+        .await;
+    assert_eq!(
+        again.json::<Value>().await.expect("JSON")["queued"],
+        0,
+        "nothing failed now"
+    );
+
+    let csv = browser.get("/api/leads.csv").await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.expect("a body");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().collect::<Result<_, _>>().expect("CSV");
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].iter().any(|field| field == "+79031234567"), "{csv}");
+    assert!(
+        rows[0]
+            .iter()
+            .any(|field| field.starts_with("webhook: pending")),
+        "{csv}"
+    );
+
+    // The dashboard counts it, on the web channel and not on Telegram, and draws the charts.
+    let dashboard = browser
+        .get_json("/api/dashboard?period=today&channel=web")
+        .await;
+    assert_eq!(dashboard["funnel"]["conversations"], 1, "{dashboard}");
+    assert_eq!(dashboard["funnel"]["leads"], 1, "{dashboard}");
+    assert!(
+        dashboard["answered"].as_i64().unwrap_or_default() >= 1,
+        "{dashboard}"
+    );
+    assert!(
+        dashboard["objections"]
+            .as_array()
+            .is_some_and(|list| !list.is_empty()),
+        "{dashboard}"
+    );
+    let telegram = browser
+        .get_json("/api/dashboard?period=today&channel=telegram")
+        .await;
+    assert_eq!(telegram["funnel"]["conversations"], 0);
+    let page = browser
+        .get("/console/dashboard?period=today")
+        .await
+        .text()
+        .await
+        .expect("a body");
+    assert!(page.contains("<svg"), "the funnel is drawn");
+    assert!(page.contains("Funnel"));
+
+    // Knowledge and health.
+    let documents = browser.get_json("/api/knowledge/documents").await;
+    assert!(documents.as_array().is_some_and(|list| !list.is_empty()));
+    let search = browser
+        .get_json("/api/knowledge/search?q=%D1%81%D0%BA%D0%BE%D0%BB%D1%8C%D0%BA%D0%BE%20%D1%81%D1%82%D0%BE%D0%B8%D1%82%20%D1%82%D0%B0%D1%80%D0%B8%D1%84")
+        .await;
+    assert!(search["answer"].is_string(), "{search}");
+    assert!(search["passages"]
+        .as_array()
+        .is_some_and(|list| !list.is_empty()));
+    let health = browser.get_json("/api/health").await;
+    assert_eq!(health["database"], true);
+    assert!(health["targets"][0]["target"] == "webhook", "{health}");
+
+    // /metrics counts the chat's messages by channel.
+    let metrics = client()
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .expect("a response")
+        .text()
+        .await
+        .expect("a body");
+    assert!(
+        metrics.contains(r#"closer_messages_total{channel="web"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("closer_reply_seconds_bucket"), "{metrics}");
+}
