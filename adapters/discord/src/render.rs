@@ -117,21 +117,11 @@ pub fn escape(text: &str) -> String {
 }
 
 fn citation_line(reply: &Reply, lang: Lang) -> Option<String> {
-    let mut titles: Vec<&str> = Vec::new();
-    for citation in &reply.citations {
-        if !titles.contains(&citation.title.as_str()) {
-            titles.push(&citation.title);
-        }
-    }
+    let titles = reply.cited_titles();
     if titles.is_empty() {
         return None;
     }
-    let label = match (lang, titles.len()) {
-        (Lang::Ru, 1) => "Источник",
-        (Lang::Ru, _) => "Источники",
-        (_, 1) => "Source",
-        (_, _) => "Sources",
-    };
+    let label = Reply::sources_label(lang, titles.len());
     let titles: Vec<String> = titles.iter().map(|title| escape(title)).collect();
     Some(format!("-# 📄 {label}: {}", titles.join(" · ")))
 }

@@ -143,6 +143,27 @@ impl Reply {
             ..Reply::default()
         }
     }
+
+    /// The titles of the documents the reply cites, each once, in order.
+    pub fn cited_titles(&self) -> Vec<&str> {
+        let mut titles: Vec<&str> = Vec::new();
+        for citation in &self.citations {
+            if !titles.contains(&citation.title.as_str()) {
+                titles.push(&citation.title);
+            }
+        }
+        titles
+    }
+
+    /// The word a channel shows before the cited titles: "Sources", "Источник".
+    pub fn sources_label(lang: crate::Lang, count: usize) -> &'static str {
+        match (lang, count) {
+            (crate::Lang::Ru, 1) => "Источник",
+            (crate::Lang::Ru, _) => "Источники",
+            (_, 1) => "Source",
+            (_, _) => "Sources",
+        }
+    }
 }
 
 /// A button with the text it shows and the payload it sends back.
