@@ -85,6 +85,8 @@ pub struct Sent {
     /// The interaction token when it came as a follow-up.
     pub followup_of: Option<String>,
     pub at: Instant,
+    /// How many times it was edited since (`content` and `components` are the latest).
+    pub edits: usize,
 }
 
 impl Sent {
@@ -655,6 +657,33 @@ fn route(shared: &Shared, method: &Method, path: &str, body: &Value) -> Response
             headers.insert("x-ratelimit-bucket", HeaderValue::from_static("channel-messages"));
             response
         }
+        ("PATCH", ["channels", channel, "messages", message]) => {
+            let (Ok(channel), Ok(message)) = (channel.parse::<u64>(), message.parse::<u64>()) else {
+                return error(404, 10008, "Unknown Message");
+            };
+            if let Some(problem) = validate(body) {
+                return problem;
+            }
+            let Some(sent) = state
+                .sent
+                .iter_mut()
+                .find(|sent| sent.id == message && sent.channel_id == channel)
+            else {
+                return error(404, 10008, "Unknown Message");
+            };
+            if let Some(content) = body["content"].as_str() {
+                sent.content = content.to_owned();
+            }
+            if let Some(components) = body.get("components") {
+                sent.components = components.clone();
+            }
+            sent.edits += 1;
+            let mut edited = message_json(message, channel, user(BOT_ID, true), &sent.content);
+            edited["components"] = sent.components.clone();
+            drop(state);
+            shared.changed.notify_waiters();
+            axum::Json(edited).into_response()
+        }
         ("POST", ["interactions", id, token, "callback"]) => {
             if let Some(fault) = take_fault(&mut state, Endpoint::InteractionCallback) {
                 return fault;
@@ -787,6 +816,7 @@ fn post(state: &mut State, channel: u64, body: &Value, followup_of: Option<Strin
         allowed_mentions: body.get("allowed_mentions").cloned().unwrap_or(Value::Null),
         followup_of,
         at: Instant::now(),
+        edits: 0,
     });
     let mut message = message_json(id, channel, user(BOT_ID, true), &content);
     message["components"] = body.get("components").cloned().unwrap_or(json!([]));

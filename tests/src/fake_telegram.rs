@@ -470,6 +470,16 @@ impl FakeTelegram {
         self.shared.lock().calls.clone()
     }
 
+    /// A message as the chat shows it now (after edits), or `None` when it was never sent or
+    /// has been deleted.
+    pub fn message(&self, chat_id: i64, message_id: i64) -> Option<Value> {
+        self.shared
+            .lock()
+            .messages
+            .get(&(chat_id, message_id))
+            .cloned()
+    }
+
     /// The successful `sendMessage` calls, in order.
     pub fn sent(&self) -> Vec<Sent> {
         self.shared.lock().sent.clone()
@@ -863,6 +873,15 @@ fn call(state: &mut State, method: &str, parameters: &Value) -> Answer {
         }
         "sendmessage" => send_message(state, parameters),
         "editmessagetext" => edit_message_text(state, parameters),
+        "deletemessage" => {
+            let Some((chat_id, message_id)) = message_address(parameters) else {
+                return Answer::bad_request("chat_id and message_id are required");
+            };
+            match state.messages.remove(&(chat_id, message_id)) {
+                Some(_) => Answer::ok(json!(true)),
+                None => Answer::bad_request("message to delete not found"),
+            }
+        }
         "editmessagereplymarkup" => {
             let Some((chat_id, message_id)) = message_address(parameters) else {
                 return Answer::ok(json!(true));

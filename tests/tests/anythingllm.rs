@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use closer_engine::kb_sync::sync_workspace;
-use closer_engine::{AnswerPolicy, Engine};
+use closer_engine::{AnswerPolicy, DraftError, Drafts, Engine};
 use closer_knowledge::anythingllm::{
     AnythingLlm, AnythingLlmError, AnythingLlmSettings, ChatMode, ChatOutcome, SessionId,
     StreamEvent,
@@ -61,6 +61,8 @@ fn quick_policy() -> AnswerPolicy {
         deadline: Duration::from_secs(5),
         breaker_failures: 2,
         breaker_cool_down: Duration::from_millis(300),
+        stream: false,
+        stream_limit: Duration::from_secs(30),
     }
 }
 
@@ -702,5 +704,440 @@ async fn a_telegram_conversation_is_answered_through_anythingllm(pool: PgPool) {
         anythingllm.chats().len(),
         1,
         "contacts are the dialog's, not AnythingLLM's"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed answers shown as drafts
+
+/// A channel's screen: every draft sent or edited, with when.
+#[derive(Default)]
+struct Screen {
+    shown: std::sync::Mutex<Vec<Shown>>,
+}
+
+#[derive(Debug, Clone)]
+struct Shown {
+    edit: bool,
+    id: String,
+    text: String,
+    at: tokio::time::Instant,
+}
+
+impl Screen {
+    fn shown(&self) -> Vec<Shown> {
+        self.shown.lock().expect("not poisoned").clone()
+    }
+
+    fn record(&self, edit: bool, id: &str, text: &str) {
+        self.shown.lock().expect("not poisoned").push(Shown {
+            edit,
+            id: id.to_owned(),
+            text: text.to_owned(),
+            at: tokio::time::Instant::now(),
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl Drafts for Screen {
+    fn edit_interval(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+
+    async fn send_draft(&self, _chat_id: &str, text: &str) -> Result<String, DraftError> {
+        let id = format!("d{}", self.shown().len());
+        self.record(false, &id, text);
+        Ok(id)
+    }
+
+    async fn edit_draft(&self, _chat_id: &str, id: &str, text: &str) -> Result<(), DraftError> {
+        self.record(true, id, text);
+        Ok(())
+    }
+}
+
+fn streaming_policy() -> AnswerPolicy {
+    AnswerPolicy {
+        stream: true,
+        ..quick_policy()
+    }
+}
+
+/// A prospect's message on Telegram, whose replies are delivered from the store.
+fn telegram_text(chat: &str, id: &str, words: &str) -> closer_model::InboundMessage {
+    let mut message = text(chat, id, words);
+    message.channel = Channel::Telegram;
+    message
+}
+
+/// The replies of a chat waiting for Telegram's sender, with the draft each replaces.
+async fn pending(store: &Store, chat: &str) -> Vec<(ReplyKind, Option<String>, bool)> {
+    store
+        .pending_replies(Channel::Telegram, chat, 20)
+        .await
+        .expect("the store answers")
+        .into_iter()
+        .map(|pending| {
+            (
+                pending.reply.kind,
+                pending.replaces,
+                !pending.reply.citations.is_empty(),
+            )
+        })
+        .collect()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_streamed_answer_shows_as_it_is_written_and_its_reply_replaces_the_draft(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    fake.set_chunk_delay(Duration::from_millis(60));
+    let engine = engine_with(pool.clone(), &fake, streaming_policy()).await;
+    let screen = Screen::default();
+    let message = telegram_text("s1", "1", "How much does the Pro plan cost?");
+    let handled = engine
+        .handle_streaming(&message, &screen)
+        .await
+        .expect("handled");
+
+    let shown = screen.shown();
+    assert!(shown.len() >= 2, "sent, then edited: {shown:#?}");
+    assert!(!shown[0].edit && shown.iter().skip(1).all(|shown| shown.edit));
+    assert!(shown.iter().all(|shown| shown.id == "d0"), "{shown:#?}");
+    assert!(shown.iter().all(|shown| shown.text.ends_with('…')));
+    assert!(
+        !shown.iter().any(|shown| shown.text.contains("think")),
+        "{shown:#?}"
+    );
+    for pair in shown.windows(2) {
+        assert!(
+            pair[1].text.len() > pair[0].text.len(),
+            "it grows: {shown:#?}"
+        );
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(200),
+            "edits are paced: {shown:#?}"
+        );
+    }
+    assert_eq!(fake.requests_to("/stream-chat").len(), 1);
+    assert!(fake.requests_to("/chat").is_empty());
+
+    // The answer, with its sources, replaces the draft; any other reply is a new message.
+    let answer = handled
+        .replies
+        .iter()
+        .find(|reply| reply.kind == ReplyKind::Answer)
+        .expect("an answer");
+    assert!(answer.text.contains("49 USD"), "{answer:?}");
+    assert_eq!(answer.citations[0].source, "en-pricing.md");
+    let store = Store::from_pool(pool);
+    let replies = pending(&store, "s1").await;
+    assert_eq!(
+        replies
+            .iter()
+            .filter(|(_, replaces, _)| replaces.is_some())
+            .collect::<Vec<_>>(),
+        vec![&(ReplyKind::Answer, Some("d0".to_owned()), true)],
+        "{replies:?}"
+    );
+    assert_eq!(
+        store
+            .draft_for(Channel::Telegram, "s1", "1")
+            .await
+            .expect("the store answers"),
+        None,
+        "the reply carries the draft now"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_redelivered_message_edits_the_draft_already_on_screen(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    fake.set_chunk_delay(Duration::from_millis(30));
+    let store = Store::from_pool(pool.clone());
+    // The first delivery showed draft "d7", then the process died before its commit.
+    store
+        .record_draft(Channel::Telegram, "s2", "1", "d7")
+        .await
+        .expect("recorded");
+    let engine = engine_with(pool, &fake, streaming_policy()).await;
+    let screen = Screen::default();
+    engine
+        .handle_streaming(
+            &telegram_text("s2", "1", "How much does the Pro plan cost?"),
+            &screen,
+        )
+        .await
+        .expect("handled");
+    let shown = screen.shown();
+    assert!(!shown.is_empty());
+    assert!(
+        shown.iter().all(|shown| shown.edit && shown.id == "d7"),
+        "no second draft: {shown:#?}"
+    );
+    assert!(pending(&store, "s2").await.contains(&(
+        ReplyKind::Answer,
+        Some("d7".to_owned()),
+        true
+    )));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_stream_broken_midway_is_replaced_by_the_built_in_answer(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    fake.set_chunk_delay(Duration::from_millis(30));
+    fake.fail_next(Fault::StreamAbort(
+        "No text completion could be completed with this input.".to_owned(),
+    ));
+    let engine = engine_with(pool.clone(), &fake, streaming_policy()).await;
+    let screen = Screen::default();
+    let handled = engine
+        .handle_streaming(&telegram_text("s3", "1", "Сколько стоит тариф?"), &screen)
+        .await
+        .expect("handled");
+    let shown = screen.shown();
+    assert!(!shown.is_empty(), "the first words were shown");
+    let answer = &handled.replies[0];
+    assert_eq!(answer.kind, ReplyKind::Answer, "{handled:?}");
+    assert!(
+        answer
+            .citations
+            .iter()
+            .all(|citation| citation.source != "en-pricing.md"),
+        "the built-in retriever answered: {answer:?}"
+    );
+    let store = Store::from_pool(pool);
+    assert_eq!(
+        pending(&store, "s3").await[0],
+        (ReplyKind::Answer, Some("d0".to_owned()), true),
+        "the built-in answer replaces the broken draft"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn no_words_before_the_deadline_means_no_draft_and_the_built_in_answer(pool: PgPool) {
+    let fake = FakeAnythingLlm::start().await;
+    seed_pricing(&fake);
+    fake.set_latency(Duration::from_secs(5));
+    let engine = engine_with(
+        pool.clone(),
+        &fake,
+        AnswerPolicy {
+            deadline: Duration::from_millis(300),
+            ..streaming_policy()
+        },
+    )
+    .await;
+    let screen = Screen::default();
+    let handled = engine
+        .handle_streaming(&telegram_text("s4", "1", "Сколько стоит тариф?"), &screen)
+        .await
+        .expect("handled");
+    assert!(screen.shown().is_empty(), "{:#?}", screen.shown());
+    assert_eq!(handled.replies[0].kind, ReplyKind::Answer);
+    let store = Store::from_pool(pool);
+    assert!(pending(&store, "s4")
+        .await
+        .iter()
+        .all(|(_, replaces, _)| replaces.is_none()));
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_telegram_prospect_sees_the_answer_written_then_the_cited_reply_in_its_place(
+    pool: PgPool,
+) {
+    use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
+    use closer_tests::fake_telegram::{FakeTelegram, FAKE_TOKEN};
+
+    let anythingllm = FakeAnythingLlm::start().await;
+    let engine = engine_with(pool.clone(), &anythingllm, streaming_policy()).await;
+    sync_workspace(
+        engine.store(),
+        &client(&anythingllm),
+        engine.dialog_config(),
+        |_, _, _| {},
+    )
+    .await
+    .expect("the knowledge base is pushed");
+    // A model writing for about three seconds.
+    anythingllm.set_chunk_delay(Duration::from_millis(100));
+
+    let telegram = FakeTelegram::start().await;
+    let adapter = Telegram::connect(
+        TelegramConfig {
+            token: FAKE_TOKEN.to_owned().into(),
+            api_url: telegram.api_url(),
+            mode: Mode::Polling {
+                timeout: Duration::from_secs(5),
+            },
+            limits: Limits::default(),
+        },
+        engine.clone(),
+    )
+    .await
+    .expect("the adapter connects");
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(adapter.run(async move {
+        let _ = stopped.await;
+    }));
+    let chat = 702;
+    telegram.send_text(chat, "/start");
+    assert!(
+        telegram
+            .wait_until(DEADLINE, |fake| !fake.sent_to(chat).is_empty())
+            .await
+    );
+    let before = telegram.sent_to(chat).len();
+    telegram.send_text(chat, "Сколько стоит тариф Салон?");
+
+    // The first words arrive as a plain message marked as being written.
+    assert!(
+        telegram
+            .wait_until(DEADLINE, |fake| fake.sent_to(chat).len() > before)
+            .await
+    );
+    let draft = telegram.sent_to(chat)[before].clone();
+    assert!(draft.text.ends_with('…'), "{draft:#?}");
+    assert!(!draft.text.contains("Источник"), "{draft:#?}");
+
+    // It is edited as more arrives, then replaced by the reply with its sources.
+    let replaced = |fake: &FakeTelegram| {
+        fake.message(chat, draft.message_id)
+            .and_then(|message| message["text"].as_str().map(str::to_owned))
+            .is_some_and(|text| text.contains("Источник"))
+    };
+    assert!(
+        telegram.wait_until(DEADLINE, replaced).await,
+        "{:#?}",
+        telegram.message(chat, draft.message_id)
+    );
+    let edits: Vec<_> = telegram
+        .calls()
+        .into_iter()
+        .filter(|call| {
+            call.method == "editmessagetext" && call.body["message_id"] == draft.message_id
+        })
+        .collect();
+    assert!(
+        edits.len() >= 2,
+        "edited while written, then replaced: {edits:#?}"
+    );
+    let last = edits.last().expect("edits");
+    assert_eq!(last.body["parse_mode"], "HTML");
+    assert!(!last.body["text"]
+        .as_str()
+        .unwrap_or_default()
+        .ends_with('…'));
+    // Within Telegram's limit of a message a second per chat.
+    let to_chat: Vec<_> = telegram
+        .calls()
+        .into_iter()
+        .filter(|call| {
+            matches!(call.method.as_str(), "sendmessage" | "editmessagetext")
+                && call.body["chat_id"] == chat
+        })
+        .collect();
+    for pair in to_chat.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(900),
+            "paced: {to_chat:#?}"
+        );
+    }
+    // The answer is on screen once: no other message repeats it.
+    let repeated: Vec<_> = telegram
+        .sent_to(chat)
+        .into_iter()
+        .filter(|sent| sent.message_id != draft.message_id && sent.text.contains("Источник"))
+        .collect();
+    assert!(repeated.is_empty(), "{repeated:#?}");
+    assert_eq!(telegram.too_many_requests(), 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_discord_prospect_sees_the_answer_written_then_the_cited_reply_in_its_place(
+    pool: PgPool,
+) {
+    use closer_discord::{Discord, DiscordConfig, Interactions, Limits, Scope};
+    use closer_tests::fake_discord::{FakeDiscord, APPLICATION_ID, FAKE_TOKEN};
+
+    let anythingllm = FakeAnythingLlm::start().await;
+    let engine = engine_with(pool.clone(), &anythingllm, streaming_policy()).await;
+    sync_workspace(
+        engine.store(),
+        &client(&anythingllm),
+        engine.dialog_config(),
+        |_, _, _| {},
+    )
+    .await
+    .expect("the knowledge base is pushed");
+    anythingllm.set_chunk_delay(Duration::from_millis(100));
+
+    let discord = FakeDiscord::start().await;
+    let sales = 3001;
+    let adapter = Discord::connect(
+        DiscordConfig {
+            token: FAKE_TOKEN.to_owned().into(),
+            application_id: APPLICATION_ID,
+            api_url: discord.api_url(),
+            scope: Scope {
+                channels: std::collections::HashSet::from([sales]),
+                direct_messages: true,
+            },
+            register_commands: false,
+            command_guilds: Vec::new(),
+            interactions: Interactions::Gateway,
+            limits: Limits::default(),
+        },
+        engine,
+    )
+    .await
+    .expect("the adapter connects");
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(adapter.run(async move {
+        let _ = stopped.await;
+    }));
+    assert!(discord.wait_until(DEADLINE, FakeDiscord::connected).await);
+
+    discord.send_message(sales, true, 4242, "Сколько стоит тариф Салон?");
+    assert!(
+        discord
+            .wait_until(DEADLINE, |fake| !fake.sent_to(sales).is_empty())
+            .await
+    );
+    let draft = discord.sent_to(sales)[0].clone();
+    assert!(draft.content.ends_with('…'), "{draft:#?}");
+    assert!(!draft.content.contains("Источник"), "{draft:#?}");
+    let replaced = |fake: &FakeDiscord| {
+        fake.sent_to(sales)
+            .iter()
+            .any(|sent| sent.id == draft.id && sent.content.contains("Источник"))
+    };
+    assert!(
+        discord.wait_until(DEADLINE, replaced).await,
+        "{:#?}",
+        discord.sent_to(sales)
+    );
+    let sent = discord.sent_to(sales);
+    let answer = sent
+        .iter()
+        .find(|sent| sent.id == draft.id)
+        .expect("the draft");
+    assert!(
+        answer.edits >= 2,
+        "edited while written, then replaced: {answer:#?}"
+    );
+    assert!(
+        !answer.content.ends_with('…'),
+        "the reply in its place: {answer:#?}"
+    );
+    assert_eq!(
+        sent.iter()
+            .filter(|sent| sent.content.contains("Источник"))
+            .count(),
+        1,
+        "the answer is on screen once: {sent:#?}"
     );
 }

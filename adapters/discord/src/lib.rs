@@ -304,7 +304,13 @@ impl Discord {
     async fn handle(&self, message: InboundMessage) {
         let mut delay = Duration::from_millis(250);
         for attempt in 1..=8 {
-            match self.inner.engine.handle(&message).await {
+            // An answer streamed by the answer source shows as it is written.
+            match self
+                .inner
+                .engine
+                .handle_streaming(&message, &self.inner.sender)
+                .await
+            {
                 Ok(handled) => {
                     self.after(&message, &handled);
                     return;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use serenity::all::{ApplicationId, ChannelId, GuildId, InteractionId};
+use serenity::all::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId};
 use serenity::http::{LightMethod, Request, Route};
 
 /// How long one request may take.
@@ -111,6 +111,20 @@ impl Rest {
             Some(body),
         )
         .await
+    }
+
+    /// `PATCH /channels/{id}/messages/{message}`: a message's new content and buttons.
+    pub(crate) async fn edit_message(
+        &self,
+        channel: u64,
+        message: u64,
+        body: &Value,
+    ) -> Result<Answer, RestError> {
+        let route = Route::ChannelMessage {
+            channel_id: ChannelId::new(channel.max(1)),
+            message_id: MessageId::new(message.max(1)),
+        };
+        self.call(route, LightMethod::Patch, Some(body)).await
     }
 
     /// `POST /webhooks/{application}/{token}`: a follow-up message of an interaction.

@@ -19,13 +19,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use closer_engine::{DraftError, Drafts};
 use closer_model::Channel;
 use closer_store::{PendingReply, Store};
 use tokio::time::Instant;
 
 use crate::inbound::destination;
 use crate::pace::{lock, Limits, Pacer};
-use crate::render::render;
+use crate::render::{escape, render};
 use crate::rest::{Rest, RestError};
 
 /// Transient failures of one reply before it is given up as failed.
@@ -231,20 +233,34 @@ impl Sender {
         let via_followup = self.followup_token(&pending.chat_id).is_some();
         // A follow-up shows whose command it answers; a channel message says it with a mention.
         let mention = user.filter(|_| *first && !via_followup);
-        for part in render(&pending.reply, mention) {
+        for (index, part) in render(&pending.reply, mention).into_iter().enumerate() {
+            // The reply's first message replaces the draft of a streamed answer, by an edit.
+            let mut draft = pending
+                .replaces
+                .as_deref()
+                .and_then(|id| id.parse::<u64>().ok())
+                .filter(|_| index == 0);
             loop {
                 self.inner.pacer.wait_turn(channel).await;
                 let token = self.followup_token(&pending.chat_id);
-                let result = match &token {
-                    Some(token) => self.inner.rest.create_followup(token, &part.body).await,
-                    None => self.inner.rest.create_message(channel, &part.body).await,
+                let result = match (&token, draft) {
+                    (_, Some(id)) => self.inner.rest.edit_message(channel, id, &part.body).await,
+                    (Some(token), None) => self.inner.rest.create_followup(token, &part.body).await,
+                    (None, None) => self.inner.rest.create_message(channel, &part.body).await,
                 };
                 match result {
+                    Err(RestError::Rejected { status: 404, .. }) if draft.is_some() => {
+                        tracing::info!(
+                            channel,
+                            "the draft is gone; sending the reply as a new message"
+                        );
+                        draft = None;
+                    }
                     Ok(answer) => {
                         if let Some(wait) = answer.exhausted_for {
                             self.inner.pacer.pause_channel(channel, wait);
                         }
-                        if token.is_some() {
+                        if token.is_some() && draft.is_none() {
                             if let Some(followup) =
                                 lock(&self.inner.followups).get_mut(&pending.chat_id)
                             {
@@ -378,4 +394,69 @@ fn backoff(attempts: i32) -> Duration {
     let base = Duration::from_millis(500) * 2u32.pow(exponent);
     let jitter = rand::random_range(0.8..1.2);
     base.mul_f64(jitter).min(Duration::from_secs(60))
+}
+
+/// Streamed answers in channel messages: the draft is sent and edited within the channel's
+/// pacing. An answer to a slash command comes as the interaction's follow-up and is not
+/// streamed.
+#[async_trait]
+impl Drafts for Sender {
+    async fn send_draft(&self, chat_id: &str, text: &str) -> Result<String, DraftError> {
+        let (channel, _) = destination(chat_id)
+            .ok_or_else(|| DraftError(format!("not a Discord conversation: {chat_id}")))?;
+        if self.followup_token(chat_id).is_some() {
+            return Err(DraftError(
+                "a command's answer comes as its follow-up, whole".to_owned(),
+            ));
+        }
+        self.inner.pacer.wait_turn(channel).await;
+        let answer = self
+            .inner
+            .rest
+            .create_message(channel, &draft_body(text))
+            .await
+            .map_err(|error| DraftError(error.to_string()))?;
+        if let Some(wait) = answer.exhausted_for {
+            self.inner.pacer.pause_channel(channel, wait);
+        }
+        answer
+            .body
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| DraftError("Discord answered without a message id".to_owned()))
+    }
+
+    async fn edit_draft(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), DraftError> {
+        let (channel, _) = destination(chat_id)
+            .ok_or_else(|| DraftError(format!("not a Discord conversation: {chat_id}")))?;
+        let id = message_id
+            .parse::<u64>()
+            .map_err(|_| DraftError(format!("not a Discord message id: {message_id}")))?;
+        self.inner.pacer.wait_turn(channel).await;
+        let answer = self
+            .inner
+            .rest
+            .edit_message(channel, id, &draft_body(text))
+            .await
+            .map_err(|error| DraftError(error.to_string()))?;
+        if let Some(wait) = answer.exhausted_for {
+            self.inner.pacer.pause_channel(channel, wait);
+        }
+        Ok(())
+    }
+}
+
+/// A draft's message: its text escaped (within Discord's 2,000 characters), mentioning nobody.
+fn draft_body(text: &str) -> serde_json::Value {
+    let content: String = escape(text).chars().take(2000).collect();
+    serde_json::json!({
+        "content": content,
+        "allowed_mentions": { "parse": [] },
+    })
 }

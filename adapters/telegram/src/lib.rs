@@ -384,7 +384,8 @@ impl Telegram {
                         .send_chat_action(ChatId(chat_id), ChatAction::Typing)
                         .await;
                 });
-                let handled = self.engine.handle(&message).await?;
+                // An answer streamed by the answer source shows as it is written.
+                let handled = self.engine.handle_streaming(&message, &self.sender).await?;
                 if !handled.replies.is_empty() || handled.duplicate {
                     self.sender.kick(&message.chat_id);
                 }

@@ -20,11 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use closer_engine::{DraftError, Drafts};
 use closer_model::Channel;
 use closer_store::{PendingReply, Store};
-use teloxide::payloads::SendMessageSetters;
+use teloxide::payloads::{EditMessageTextSetters, SendMessageSetters};
 use teloxide::requests::Requester;
-use teloxide::types::{ChatId, ParseMode};
+use teloxide::types::{ChatId, MessageId, ParseMode, ReplyMarkup};
 use teloxide::{ApiError, Bot, RequestError};
 
 use crate::pace::{lock, Pacer};
@@ -202,13 +204,51 @@ impl Sender {
         };
         let mut sent_ids = Vec::new();
         let mut attempts = pending.attempts;
-        for part in render(&pending.reply) {
+        for (index, part) in render(&pending.reply).into_iter().enumerate() {
             let mut plain = false;
+            // The reply's first message replaces the draft of a streamed answer, by an edit.
+            let mut draft = if index == 0 {
+                pending
+                    .replaces
+                    .as_deref()
+                    .and_then(|id| id.parse::<i32>().ok())
+            } else {
+                None
+            };
+            let inline = matches!(part.markup, None | Some(ReplyMarkup::InlineKeyboard(_)));
+            if let (Some(id), false) = (draft, inline) {
+                // An edit carries inline buttons only, not a keyboard or its removal: the
+                // draft goes, a new message comes.
+                let _ = self
+                    .inner
+                    .bot
+                    .delete_message(ChatId(chat), MessageId(id))
+                    .await;
+                draft = None;
+            }
             loop {
                 self.inner.pacer.wait_turn(chat, *first).await;
-                let result = self.send(chat, &part, plain).await;
+                let result = match draft {
+                    Some(id) => self.edit(chat, id, &part, plain).await,
+                    None => self.send(chat, &part, plain).await,
+                };
                 self.inner.pacer.sent(chat);
                 match result {
+                    Err(RequestError::Api(ApiError::MessageNotModified)) if draft.is_some() => {
+                        // Edited before (the outcome was lost to a crash): it is delivered.
+                        *first = false;
+                        sent_ids.extend(draft.map(|id| id.to_string()));
+                        break;
+                    }
+                    Err(RequestError::Api(
+                        ApiError::MessageToEditNotFound | ApiError::MessageCantBeEdited,
+                    )) if draft.is_some() => {
+                        tracing::info!(
+                            chat,
+                            "the draft is gone; sending the reply as a new message"
+                        );
+                        draft = None;
+                    }
                     Ok(message_id) => {
                         *first = false;
                         self.inner
@@ -316,6 +356,74 @@ impl Sender {
         }
         request.await.map(|message| message.id.0)
     }
+
+    /// Replaces the text (and inline buttons) of the message `message_id`.
+    async fn edit(
+        &self,
+        chat: i64,
+        message_id: i32,
+        part: &Outgoing,
+        plain: bool,
+    ) -> Result<i32, RequestError> {
+        let text = if plain { &part.plain } else { &part.html };
+        let mut request =
+            self.inner
+                .bot
+                .edit_message_text(ChatId(chat), MessageId(message_id), text.clone());
+        if !plain {
+            request = request.parse_mode(ParseMode::Html);
+        }
+        if let Some(ReplyMarkup::InlineKeyboard(keyboard)) = &part.markup {
+            request = request.reply_markup(keyboard.clone());
+        }
+        request.await.map(|_| message_id)
+    }
+}
+
+/// Streamed answers: the draft is plain text, sent and edited within the chat's pacing.
+#[async_trait]
+impl Drafts for Sender {
+    async fn send_draft(&self, chat_id: &str, text: &str) -> Result<String, DraftError> {
+        let chat = telegram_chat(chat_id)?;
+        self.inner.pacer.wait_turn(chat, true).await;
+        let result = self.inner.bot.send_message(ChatId(chat), text).await;
+        self.inner.pacer.sent(chat);
+        let message = result.map_err(|error| DraftError(error.to_string()))?;
+        self.inner
+            .stats
+            .messages_sent
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(message.id.0.to_string())
+    }
+
+    async fn edit_draft(
+        &self,
+        chat_id: &str,
+        message_id: &str,
+        text: &str,
+    ) -> Result<(), DraftError> {
+        let chat = telegram_chat(chat_id)?;
+        let id = message_id
+            .parse::<i32>()
+            .map_err(|_| DraftError(format!("not a Telegram message id: {message_id}")))?;
+        self.inner.pacer.wait_turn(chat, false).await;
+        let result = self
+            .inner
+            .bot
+            .edit_message_text(ChatId(chat), MessageId(id), text)
+            .await;
+        self.inner.pacer.sent(chat);
+        match result {
+            Ok(_) | Err(RequestError::Api(ApiError::MessageNotModified)) => Ok(()),
+            Err(error) => Err(DraftError(error.to_string())),
+        }
+    }
+}
+
+fn telegram_chat(chat_id: &str) -> Result<i64, DraftError> {
+    chat_id
+        .parse::<i64>()
+        .map_err(|_| DraftError(format!("not a Telegram chat id: {chat_id}")))
 }
 
 /// Exponential backoff with jitter: 0.5 s, 1 s, 2 s … up to a minute.

@@ -286,6 +286,10 @@ pub struct AnythingLlmSection {
     pub breaker_cool_down_secs: u64,
     /// A bound on each request of `closer kb sync` (embedding a document takes a while).
     pub sync_timeout_secs: u64,
+    /// Show answers as they are written, on channels that edit messages (Telegram): the
+    /// deadline then bounds the wait for the first words, `stream_limit_secs` the whole answer.
+    pub stream: bool,
+    pub stream_limit_secs: u64,
 }
 
 impl Default for AnythingLlmSection {
@@ -300,6 +304,8 @@ impl Default for AnythingLlmSection {
             breaker_failures: policy.breaker_failures,
             breaker_cool_down_secs: policy.breaker_cool_down.as_secs(),
             sync_timeout_secs: 120,
+            stream: policy.stream,
+            stream_limit_secs: policy.stream_limit.as_secs(),
         }
     }
 }
@@ -923,12 +929,15 @@ impl Config {
             bail!("anythingllm.deadline_ms and anythingllm.breaker_failures must be at least 1");
         }
         let deadline = std::time::Duration::from_millis(section.deadline_ms);
+        let stream_limit = std::time::Duration::from_secs(section.stream_limit_secs.max(1));
         Ok(Some(AnythingLlmSetup {
             settings: closer_knowledge::anythingllm::AnythingLlmSettings {
                 base_url,
                 workspace,
                 api_key,
-                request_timeout: deadline.max(std::time::Duration::from_secs(30)),
+                request_timeout: deadline
+                    .max(stream_limit)
+                    .max(std::time::Duration::from_secs(30)),
             },
             policy: closer_engine::AnswerPolicy {
                 deadline,
@@ -936,6 +945,8 @@ impl Config {
                 breaker_cool_down: std::time::Duration::from_secs(
                     section.breaker_cool_down_secs.max(1),
                 ),
+                stream: section.stream,
+                stream_limit,
             },
             sync_timeout: std::time::Duration::from_secs(section.sync_timeout_secs.max(1)),
         }))

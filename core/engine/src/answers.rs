@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use closer_knowledge::anythingllm::{AnythingLlm, ChatMode, ChatOutcome, SessionId};
+use closer_knowledge::anythingllm::{AnythingLlm, ChatMode, ChatOutcome, SessionId, StreamEvent};
 use closer_model::{KnowledgeAnswer, Lang};
+use tokio::sync::watch;
 
 /// One product question for a remote source.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +52,27 @@ pub trait AnswerSource: Send + Sync {
     /// [`SourceError`] when the source failed (down, slow, a refused key, a page instead of
     /// JSON): the engine falls back to the built-in retriever.
     async fn answer(&self, question: &Question<'_>) -> Result<SourceAnswer, SourceError>;
+
+    /// Answers one question, putting the answer's text so far (the whole of it each time)
+    /// into `progress` as it is written. A source that cannot stream answers at once.
+    ///
+    /// # Errors
+    /// As [`AnswerSource::answer`].
+    async fn answer_streaming(
+        &self,
+        question: &Question<'_>,
+        progress: &watch::Sender<String>,
+    ) -> Result<SourceAnswer, SourceError> {
+        let _ = progress;
+        self.answer(question).await
+    }
+}
+
+fn source_answer(outcome: ChatOutcome) -> SourceAnswer {
+    match outcome {
+        ChatOutcome::Answered(answer) => SourceAnswer::Answered(answer.to_knowledge_answer()),
+        ChatOutcome::Refused { .. } | ChatOutcome::Unsourced { .. } => SourceAnswer::Refused,
+    }
 }
 
 #[async_trait]
@@ -62,14 +84,39 @@ impl AnswerSource for AnythingLlm {
     async fn answer(&self, question: &Question<'_>) -> Result<SourceAnswer, SourceError> {
         let session = SessionId::parse(question.session)
             .ok_or_else(|| SourceError("a question without a conversation".to_owned()))?;
-        match self.chat(question.text, ChatMode::Query, &session).await {
-            Ok(ChatOutcome::Answered(answer)) => {
-                Ok(SourceAnswer::Answered(answer.to_knowledge_answer()))
+        self.chat(question.text, ChatMode::Query, &session)
+            .await
+            .map(source_answer)
+            .map_err(|error| SourceError(error.to_string()))
+    }
+
+    async fn answer_streaming(
+        &self,
+        question: &Question<'_>,
+        progress: &watch::Sender<String>,
+    ) -> Result<SourceAnswer, SourceError> {
+        let session = SessionId::parse(question.session)
+            .ok_or_else(|| SourceError("a question without a conversation".to_owned()))?;
+        let failed =
+            |error: closer_knowledge::anythingllm::AnythingLlmError| SourceError(error.to_string());
+        let mut stream = self
+            .stream_chat(question.text, ChatMode::Query, &session)
+            .await
+            .map_err(failed)?;
+        let mut written = String::new();
+        loop {
+            match stream.next().await.map_err(failed)? {
+                Some(StreamEvent::Text(more)) => {
+                    written.push_str(&more);
+                    progress.send_replace(written.clone());
+                }
+                Some(StreamEvent::Done(outcome)) => return Ok(source_answer(outcome)),
+                None => {
+                    return Err(SourceError(
+                        "the answer's stream ended before the answer".to_owned(),
+                    ))
+                }
             }
-            Ok(ChatOutcome::Refused { .. } | ChatOutcome::Unsourced { .. }) => {
-                Ok(SourceAnswer::Refused)
-            }
-            Err(error) => Err(SourceError(error.to_string())),
         }
     }
 }
@@ -83,6 +130,10 @@ pub struct AnswerPolicy {
     pub breaker_failures: u32,
     /// How long an open breaker skips the source before one probe question is let through.
     pub breaker_cool_down: Duration,
+    /// Show answers as they are written, on channels that can edit a message: the deadline
+    /// then bounds the wait for the first words, and `stream_limit` the whole answer.
+    pub stream: bool,
+    pub stream_limit: Duration,
 }
 
 impl Default for AnswerPolicy {
@@ -91,6 +142,8 @@ impl Default for AnswerPolicy {
             deadline: Duration::from_secs(2),
             breaker_failures: 5,
             breaker_cool_down: Duration::from_secs(30),
+            stream: true,
+            stream_limit: Duration::from_secs(60),
         }
     }
 }
@@ -157,6 +210,52 @@ impl RemoteAnswers {
 
     /// Asks the source within the deadline, through the breaker, and counts the outcome.
     pub async fn ask(&self, question: &Question<'_>) -> RemoteOutcome {
+        self.guarded(async {
+            tokio::time::timeout(self.policy.deadline, self.source.answer(question))
+                .await
+                .ok()
+        })
+        .await
+    }
+
+    /// Asks the source for an answer written as it streams, putting the text so far into
+    /// `progress` (dropped at the end, which tells the reader the answer is complete). The
+    /// deadline bounds the wait for the first words; once they are there the answer may take
+    /// up to the policy's `stream_limit`. Through the breaker, counted like [`RemoteAnswers::ask`].
+    pub async fn ask_streaming(
+        &self,
+        question: &Question<'_>,
+        progress: watch::Sender<String>,
+    ) -> RemoteOutcome {
+        let mut written = progress.subscribe();
+        let answer = self.source.answer_streaming(question, &progress);
+        let policy = self.policy;
+        self.guarded(async move {
+            tokio::pin!(answer);
+            let first_words = tokio::time::sleep(policy.deadline);
+            let whole = tokio::time::sleep(policy.stream_limit);
+            tokio::pin!(first_words, whole);
+            let mut started = false;
+            loop {
+                tokio::select! {
+                    result = &mut answer => return Some(result),
+                    () = &mut first_words, if !started => return None,
+                    () = &mut whole => return None,
+                    changed = written.changed(), if !started => {
+                        started = changed.is_err() || !written.borrow_and_update().is_empty();
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    /// Runs one question through the breaker and counts its outcome; `asking` gives `None`
+    /// when it ran out of time.
+    async fn guarded(
+        &self,
+        asking: impl std::future::Future<Output = Option<Result<SourceAnswer, SourceError>>>,
+    ) -> RemoteOutcome {
         let name = self.source.name();
         let admitted = self.breaker().admit(Instant::now());
         if !admitted {
@@ -169,16 +268,14 @@ impl RemoteAnswers {
             return RemoteOutcome::BreakerOpen;
         }
         let started = Instant::now();
-        let answered =
-            tokio::time::timeout(self.policy.deadline, self.source.answer(question)).await;
-        let outcome = match answered {
-            Ok(Ok(SourceAnswer::Answered(answer))) => RemoteOutcome::Answered(answer),
-            Ok(Ok(SourceAnswer::Refused)) => RemoteOutcome::Refused,
-            Ok(Err(error)) => {
+        let outcome = match asking.await {
+            Some(Ok(SourceAnswer::Answered(answer))) => RemoteOutcome::Answered(answer),
+            Some(Ok(SourceAnswer::Refused)) => RemoteOutcome::Refused,
+            Some(Err(error)) => {
                 tracing::warn!(source = name, %error, "the answer source failed; the built-in retriever answers");
                 RemoteOutcome::Error
             }
-            Err(_) => {
+            None => {
                 tracing::warn!(
                     source = name,
                     deadline_ms = self.policy.deadline.as_millis() as u64,

@@ -11,6 +11,7 @@
 //!   prospect, handing it back, and creating tasks and leads by hand.
 //! - [`answers`]: a remote answer source (AnythingLLM) asked before the transaction, behind a
 //!   deadline and a circuit breaker, with the built-in retriever as the fallback.
+//! - [`drafts`]: a streamed answer shown as it is written, in a message the channel edits.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
 //! - [`team_questions`]: the sales team's questions, answered from every document without the
 //!   sales dialog.
@@ -26,11 +27,13 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub mod answers;
+pub mod drafts;
 pub mod kb_sync;
 mod team;
 pub mod team_questions;
 
 pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
+pub use drafts::{DraftError, Drafts};
 pub use team::ManualLead;
 
 /// Why a message could not be handled. The message is not lost: nothing was committed,
@@ -157,15 +160,40 @@ impl Engine {
             channel = inbound.channel.as_str(),
             conversation_id = tracing::field::Empty
         );
-        self.handle_inner(inbound).instrument(span).await
+        self.handle_inner(inbound, None).instrument(span).await
     }
 
-    async fn handle_inner(&self, inbound: &InboundMessage) -> Result<Handled, EngineError> {
+    /// Handles one inbound message exactly once, as [`Engine::handle`] does, showing an answer
+    /// streamed by the remote answer source as it is written, in a draft message the channel
+    /// edits (`drafts`); the reply that carries the answer then replaces the draft.
+    ///
+    /// # Errors
+    /// As [`Engine::handle`].
+    pub async fn handle_streaming(
+        &self,
+        inbound: &InboundMessage,
+        drafts: &dyn Drafts,
+    ) -> Result<Handled, EngineError> {
+        let span = tracing::info_span!(
+            "message",
+            channel = inbound.channel.as_str(),
+            conversation_id = tracing::field::Empty
+        );
+        self.handle_inner(inbound, Some(drafts))
+            .instrument(span)
+            .await
+    }
+
+    async fn handle_inner(
+        &self,
+        inbound: &InboundMessage,
+        drafts: Option<&dyn Drafts>,
+    ) -> Result<Handled, EngineError> {
         let started = Instant::now();
         // The remote source is asked before the transaction: its answer may take seconds,
         // and the conversation's row stays unlocked meanwhile.
-        let remote = self.ask_remote(inbound).await?;
-        let turn = match self.store.begin_turn(inbound).await? {
+        let (remote, draft) = self.ask_remote(inbound, drafts).await?;
+        let mut turn = match self.store.begin_turn(inbound).await? {
             TurnStart::Duplicate { replies } => {
                 tracing::info!("duplicate message ignored");
                 return Ok(Handled {
@@ -238,6 +266,11 @@ impl Engine {
             knowledge,
         };
         let step = closer_dialog::step(&self.dialog, state, &input);
+        if let Some(draft) = draft {
+            if let Some(index) = drafts::replacing_reply(&step.replies) {
+                turn.replace_draft(index, draft);
+            }
+        }
         self.finish_turn(inbound, turn, step, source_campaign, started)
             .await
     }
@@ -269,12 +302,16 @@ impl Engine {
     /// the dialog would answer from the knowledge base. Read without a lock: a message of the
     /// same chat committed meanwhile can only make the question asked for nothing, or answered
     /// by the built-in retriever, never processed twice (the transaction decides that).
+    ///
+    /// With `drafts`, and streaming in the policy, the answer is shown as it is written; the
+    /// draft's platform id comes back with the outcome.
     async fn ask_remote(
         &self,
         inbound: &InboundMessage,
-    ) -> Result<Option<RemoteOutcome>, EngineError> {
+        drafts: Option<&dyn Drafts>,
+    ) -> Result<(Option<RemoteOutcome>, Option<String>), EngineError> {
         let (Some(remote), Some(text)) = (&self.remote_answers, inbound.content.text()) else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let conversation = self
             .store
@@ -288,14 +325,14 @@ impl Engine {
                         .inbound_recorded(conversation.id, &inbound.platform_message_id)
                         .await?
                 {
-                    return Ok(None);
+                    return Ok((None, None));
                 }
                 restore_state(&conversation.state)
             }
             None => DialogState::default(),
         };
         if !uses_knowledge(&self.dialog, &state, inbound) {
-            return Ok(None);
+            return Ok((None, None));
         }
         let lang = Lang::detect(text).unwrap_or(state.lang());
         let session = format!("{}:{}", inbound.channel.as_str(), inbound.chat_id);
@@ -304,7 +341,22 @@ impl Engine {
             lang,
             session: &session,
         };
-        Ok(Some(remote.ask(&question).await))
+        match drafts.filter(|_| remote.policy().stream) {
+            Some(drafts) => {
+                let (progress, written) = tokio::sync::watch::channel(String::new());
+                let target = drafts::DraftFor {
+                    channel: inbound.channel,
+                    chat_id: &inbound.chat_id,
+                    inbound_platform_id: &inbound.platform_message_id,
+                };
+                let (outcome, draft) = tokio::join!(
+                    remote.ask_streaming(&question, progress),
+                    drafts::show(&self.store, drafts, target, written)
+                );
+                Ok((Some(outcome), draft))
+            }
+            None => Ok((Some(remote.ask(&question).await), None)),
+        }
     }
 
     /// Commits what the dialog's step produced and returns the replies.

@@ -22,6 +22,9 @@ pub struct PendingReply {
     pub reply: Reply,
     /// Earlier attempts that failed transiently.
     pub attempts: i32,
+    /// The platform's id of a draft message (a streamed answer) this reply replaces by an
+    /// edit; `None` for a new message.
+    pub replaces: Option<String>,
 }
 
 impl Store {
@@ -54,8 +57,9 @@ impl Store {
         chat_id: &str,
         limit: i64,
     ) -> Result<Vec<PendingReply>, StoreError> {
-        let rows: Vec<(i64, String, String, serde_json::Value, i32)> = sqlx::query_as(
-            "SELECT m.id, m.kind, m.text, m.payload, m.delivery_attempts
+        let rows: Vec<(i64, String, String, serde_json::Value, i32, Option<String>)> =
+            sqlx::query_as(
+            "SELECT m.id, m.kind, m.text, m.payload, m.delivery_attempts, m.replaces_platform_id
              FROM conversations c JOIN messages m ON m.conversation_id = c.id
              WHERE c.channel = $1 AND c.chat_id = $2 AND m.channel = $1 AND m.delivery = 'pending'
              ORDER BY m.id
@@ -68,12 +72,13 @@ impl Store {
         .await
         .map_err(|error| self.error(error))?;
         rows.into_iter()
-            .map(|(message_id, kind, text, payload, attempts)| {
+            .map(|(message_id, kind, text, payload, attempts, replaces)| {
                 Ok(PendingReply {
                     message_id,
                     chat_id: chat_id.to_owned(),
                     reply: reply_from_row((kind, text, payload))?,
                     attempts,
+                    replaces,
                 })
             })
             .collect()

@@ -8,6 +8,7 @@
 //!   outbox rows, a rating, events) in that same transaction.
 //! - [`deliveries`]: the replies' outbox of channels with a background sender — pending
 //!   replies per chat in order, marked sent or failed.
+//! - [`drafts`]: the message a channel edits while a streamed answer is written.
 //! - [`documents`]: the knowledge base's documents, re-imported as a sync.
 //! - [`outbox`]: delivering the hand-off outbox — claims with `FOR UPDATE SKIP LOCKED`
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
@@ -36,6 +37,7 @@ pub mod anythingllm;
 pub mod console;
 pub mod deliveries;
 pub mod documents;
+pub mod drafts;
 pub mod error;
 pub mod outbox;
 pub mod records;

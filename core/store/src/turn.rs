@@ -42,6 +42,10 @@ pub struct Turn {
     pub conversation: ConversationRecord,
     /// The inbound message's row: the replies point back at it.
     inbound_message_id: i64,
+    /// The platform's id of the inbound message, which a draft is recorded by.
+    inbound_platform_id: String,
+    /// The reply (by index) that replaces a streamed draft, and the draft's platform id.
+    draft: Option<(usize, String)>,
     transaction: Transaction<'static, Postgres>,
     /// For classifying errors with the server's (redacted) URL.
     store: Store,
@@ -134,6 +138,8 @@ impl Store {
             Some(inbound_message_id) => Ok(TurnStart::New(Turn {
                 conversation,
                 inbound_message_id,
+                inbound_platform_id: inbound.platform_message_id.clone(),
+                draft: None,
                 transaction,
                 store: self.clone(),
             })),
@@ -166,6 +172,12 @@ impl Turn {
         self.inbound_message_id
     }
 
+    /// Makes the reply at `reply_index` replace the draft message `platform_id` (shown while
+    /// the answer was streamed) by an edit, instead of arriving as a new message.
+    pub fn replace_draft(&mut self, reply_index: usize, platform_id: String) {
+        self.draft = Some((reply_index, platform_id));
+    }
+
     /// Saves everything the step produced and commits, releasing the conversation's lock.
     ///
     /// # Errors
@@ -183,6 +195,8 @@ impl Turn {
         let Turn {
             conversation,
             inbound_message_id,
+            inbound_platform_id,
+            draft,
             mut transaction,
             store,
         } = self;
@@ -191,9 +205,23 @@ impl Turn {
             &conversation,
             inbound_message_id,
             &outcome,
+            draft.as_ref().map(|(index, id)| (*index, id.as_str())),
         )
         .await
         .map_err(|error| store.error(error))?;
+        if draft.is_some() {
+            // The reply row carries the draft from now on.
+            sqlx::query(
+                "DELETE FROM reply_drafts
+                 WHERE channel = $1 AND chat_id = $2 AND inbound_platform_id = $3",
+            )
+            .bind(conversation.channel.as_str())
+            .bind(&conversation.chat_id)
+            .bind(&inbound_platform_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| store.error(error))?;
+        }
         transaction
             .commit()
             .await
@@ -302,6 +330,7 @@ async fn save_outcome(
     conversation: &ConversationRecord,
     inbound_message_id: i64,
     outcome: &TurnOutcome<'_>,
+    draft: Option<(usize, &str)>,
 ) -> Result<Option<Uuid>, sqlx::Error> {
     let source_campaign: Option<String> = sqlx::query_scalar(
         "UPDATE conversations
@@ -318,7 +347,8 @@ async fn save_outcome(
     .fetch_one(&mut *connection)
     .await?;
 
-    for reply in outcome.replies {
+    for (index, reply) in outcome.replies.iter().enumerate() {
+        let replaces = draft.and_then(|(at, id)| (at == index).then_some(id));
         let payload = ReplyPayload {
             quick_replies: reply.quick_replies.clone(),
             citations: reply.citations.clone(),
@@ -326,8 +356,9 @@ async fn save_outcome(
         };
         sqlx::query(
             "INSERT INTO messages
-                 (conversation_id, direction, channel, kind, text, payload, reply_to, delivery)
-             VALUES ($1, 'out', $2, $3, $4, $5, $6, CASE WHEN $7 THEN 'pending' END)",
+                 (conversation_id, direction, channel, kind, text, payload, reply_to, delivery,
+                  replaces_platform_id)
+             VALUES ($1, 'out', $2, $3, $4, $5, $6, CASE WHEN $7 THEN 'pending' END, $8)",
         )
         .bind(conversation.id)
         .bind(conversation.channel.as_str())
@@ -336,6 +367,7 @@ async fn save_outcome(
         .bind(sqlx::types::Json(&payload))
         .bind(inbound_message_id)
         .bind(conversation.channel.delivers_from_store())
+        .bind(replaces)
         .execute(&mut *connection)
         .await?;
     }
