@@ -1,7 +1,8 @@
 //! The console and the website chat in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver by fantoccini; nothing is downloaded): sign in, see
 //! the dashboard's chart, chat through the widget, find the conversation in the console, take
-//! it over, and retry its failed lead.
+//! it over, retry its failed lead, and see a salesperson's message reach the widget over its
+//! event stream.
 //!
 //! With `CLOSER_SCREENSHOTS=DIR` it saves `dashboard.png` and `conversation.png` there (the
 //! README's pictures come from `CLOSER_SCREENSHOTS=docs`).
@@ -328,6 +329,53 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         after,
         before - 1,
         "the retried lead has no failed hand-off left"
+    );
+
+    // Back in the widget, which listens to its event stream: a salesperson's message arrives
+    // without a reload, over server-sent events rather than polling.
+    client
+        .goto(&format!("{}/console/try", app.address))
+        .await
+        .expect("the try page");
+    wait_for_text(&client, ".closer-visitor", "Анна Смирнова").await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client
+        .find(Locator::Css(".closer-chat[data-live='events']"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the widget's event stream did not open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let conversation = store
+        .console_conversations(&closer_store::ConversationFilter {
+            search: Some("912".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("the list")
+        .first()
+        .map(|found| found.id)
+        .expect("the conversation");
+    app.engine
+        .send_as_person(
+            conversation,
+            "browser-sse-1",
+            EMAIL,
+            "Anna, this is Maria: I will call you at 3 pm.",
+        )
+        .await
+        .expect("the message is stored");
+    wait_for_text(&client, ".closer-person", "I will call you at 3 pm").await;
+    assert!(
+        client
+            .find(Locator::Css(".closer-chat[data-live='events']"))
+            .await
+            .is_ok(),
+        "delivered over the event stream, not by polling"
     );
     client.close().await.expect("the session closes");
 }
