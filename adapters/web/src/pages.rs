@@ -1038,7 +1038,8 @@ async fn knowledge(
                     tr { td { strong { (document.title) } br; span.muted.source { (document.source) } }
                          td { span class={ "badge " (document.audience) } { (document.audience) } }
                          td { (document.lang.clone().unwrap_or_default()) } td { (document.format) } td { (document.chars) }
-                         td { form.inline method="post" action="/console/knowledge/delete" {
+                         td { form.inline method="post" action="/console/knowledge/delete"
+                             onsubmit="return confirm('Delete this document from the knowledge base?')" {
                              (csrf_field(&user))
                              input type="hidden" name="source" value=(document.source);
                              button.danger type="submit" title={ "Delete " (document.source) } { "Delete" }
