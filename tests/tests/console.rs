@@ -1152,6 +1152,7 @@ impl EventStream {
             .unwrap_or_default()
             .to_owned();
         assert!(kind.starts_with("text/event-stream"), "{kind}");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
         EventStream {
             response,
             buffer: String::new(),

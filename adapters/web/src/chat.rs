@@ -411,9 +411,14 @@ async fn events(
                     let event = feed.next_event().await?;
                     Some((Ok::<Event, Infallible>(event), feed))
                 });
-                Sse::new(stream)
+                let mut response = Sse::new(stream)
                     .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
-                    .into_response()
+                    .into_response();
+                // nginx buffers responses unless told not to; events must pass at once.
+                response
+                    .headers_mut()
+                    .insert("x-accel-buffering", HeaderValue::from_static("no"));
+                response
             }
         }
     };
