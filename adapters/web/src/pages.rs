@@ -1032,7 +1032,8 @@ async fn knowledge(
                 }
                 button type="submit" { "Upload" }
             }
-            p.muted { "A file with the name of a stored document replaces it. A whole folder is imported with " code { "closer kb import DIR" } "." }
+            p.muted { "A file with the name of a stored document replaces it. " code { "closer kb import DIR" }
+                " makes the knowledge base exactly a folder (uploads not in it are removed); Re-index then makes this server use it." }
             table.list { thead { tr { th { "Document" } th { "Audience" } th { "Language" } th { "Format" } th { "Characters" } th {} } }
                 tbody { @for document in &documents {
                     tr { td { strong { (document.title) } br; span.muted.source { (document.source) } }
