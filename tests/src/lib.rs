@@ -70,16 +70,21 @@ pub struct TestApp {
 /// # Panics
 /// The port cannot be bound.
 pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, closer_web::WebConfig::default()).await
+}
+
+/// Starts the HTTP server on 127.0.0.1:0 over `pool`, the console and chat configured by `web`.
+///
+/// # Panics
+/// The port cannot be bound.
+pub async fn spawn_app_with(pool: PgPool, web: closer_web::WebConfig) -> TestApp {
     let engine = demo_engine(pool, vec![closer_model::Route::always("webhook")]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let app = closer::server::Application::with_listener(listener, engine.clone())
         .with_routes(closer_web::metrics::router())
-        .with_routes(closer_web::router(
-            engine.clone(),
-            closer_web::WebConfig::default(),
-        ));
+        .with_routes(closer_web::router(engine.clone(), web));
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {

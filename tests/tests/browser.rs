@@ -1,7 +1,8 @@
 //! The console and the website chat in a real headless Chromium (Debian's `chromium` and
 //! `chromium-driver`, driven over WebDriver by fantoccini; nothing is downloaded): sign in, see
 //! the dashboard's chart, chat through the widget, find the conversation in the console, take
-//! it over, and retry its failed lead.
+//! it over, retry its failed lead, upload a knowledge document, and see a salesperson's message reach the widget over its
+//! event stream.
 //!
 //! With `CLOSER_SCREENSHOTS=DIR` it saves `dashboard.png` and `conversation.png` there (the
 //! README's pictures come from `CLOSER_SCREENSHOTS=docs`).
@@ -328,6 +329,128 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         after,
         before - 1,
         "the retried lead has no failed hand-off left"
+    );
+
+    // Knowledge: a file uploaded through the page's form, as internal, is listed and found.
+    let folder = std::env::temp_dir().join(format!("closer-upload-{}", std::process::id()));
+    std::fs::create_dir_all(&folder).expect("a temporary folder");
+    let file = folder.join("okapi-notes.md");
+    std::fs::write(
+        &file,
+        "# Okapi notes\n\nThe okapi discount for resellers is 12 percent, for the sales team only.\n",
+    )
+    .expect("the file is written");
+    client
+        .goto(&format!("{}/console/knowledge", app.address))
+        .await
+        .expect("the knowledge page");
+    client
+        .find(Locator::Css("#upload input[type=file]"))
+        .await
+        .expect("the file input")
+        .send_keys(&file.to_string_lossy())
+        .await
+        .expect("the file is chosen");
+    client
+        .find(Locator::Css("#upload select[name=audience]"))
+        .await
+        .expect("the audience")
+        .select_by_value("internal")
+        .await
+        .expect("internal is chosen");
+    client
+        .find(Locator::Css("#upload button[type=submit]"))
+        .await
+        .expect("the upload button")
+        .click()
+        .await
+        .expect("clicked");
+    wait_for_text(&client, ".notice", "Uploaded okapi-notes.md").await;
+    wait_for_text(&client, "#documents", "Okapi notes").await;
+    client
+        .goto(&format!(
+            "{}/console/knowledge?q=okapi%20discount&internal=1",
+            app.address
+        ))
+        .await
+        .expect("a search");
+    wait_for_text(&client, "#answer", "12 percent").await;
+    let _ = std::fs::remove_dir_all(&folder);
+    // Deleting asks first.
+    client
+        .find(Locator::Css("button[title='Delete okapi-notes.md']"))
+        .await
+        .expect("the delete button")
+        .click()
+        .await
+        .expect("clicked");
+    client
+        .accept_alert()
+        .await
+        .expect("the deletion is confirmed");
+    wait_for_text(&client, ".notice", "Deleted okapi-notes.md").await;
+    assert!(
+        !client
+            .find(Locator::Css("#documents"))
+            .await
+            .expect("the documents")
+            .text()
+            .await
+            .expect("their text")
+            .contains("Okapi notes"),
+        "the deleted document is not listed"
+    );
+    client
+        .goto(&format!("{}/console/health", app.address))
+        .await
+        .expect("the health page");
+    wait_for_text(&client, "#targets", "webhook").await;
+
+    // Back in the widget, which listens to its event stream: a salesperson's message arrives
+    // without a reload, over server-sent events rather than polling.
+    client
+        .goto(&format!("{}/console/try", app.address))
+        .await
+        .expect("the try page");
+    wait_for_text(&client, ".closer-visitor", "Анна Смирнова").await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while client
+        .find(Locator::Css(".closer-chat[data-live='events']"))
+        .await
+        .is_err()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the widget's event stream did not open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let conversation = store
+        .console_conversations(&closer_store::ConversationFilter {
+            search: Some("912".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("the list")
+        .first()
+        .map(|found| found.id)
+        .expect("the conversation");
+    app.engine
+        .send_as_person(
+            conversation,
+            "browser-sse-1",
+            EMAIL,
+            "Anna, this is Maria: I will call you at 3 pm.",
+        )
+        .await
+        .expect("the message is stored");
+    wait_for_text(&client, ".closer-person", "I will call you at 3 pm").await;
+    assert!(
+        client
+            .find(Locator::Css(".closer-chat[data-live='events']"))
+            .await
+            .is_ok(),
+        "delivered over the event stream, not by polling"
     );
     client.close().await.expect("the session closes");
 }

@@ -148,7 +148,7 @@ async fn chat(address: &str, body: Value) -> reqwest::Response {
         .expect("a response")
 }
 
-const API_GETS: [&str; 8] = [
+const API_GETS: [&str; 9] = [
     "/api/dashboard",
     "/api/conversations",
     "/api/conversations/00000000-0000-0000-0000-000000000000",
@@ -157,6 +157,7 @@ const API_GETS: [&str; 8] = [
     "/api/knowledge/documents",
     "/api/knowledge/search?q=price",
     "/api/knowledge/unanswered",
+    "/api/knowledge/sync",
 ];
 
 #[sqlx::test(migrations = "../migrations")]
@@ -178,6 +179,9 @@ async fn nothing_answers_without_a_session_or_a_token(pool: PgPool) {
         "/api/conversations/00000000-0000-0000-0000-000000000000/hand-back",
         "/api/leads/00000000-0000-0000-0000-000000000000/retry",
         "/api/conversations/00000000-0000-0000-0000-000000000000/messages",
+        "/api/knowledge/documents",
+        "/api/knowledge/reindex",
+        "/api/knowledge/sync",
     ] {
         let response = client
             .post(format!("{}{path}", app.address))
@@ -748,4 +752,731 @@ async fn a_chat_shows_in_the_console_with_its_lead_and_its_retry(pool: PgPool) {
         "{metrics}"
     );
     assert!(metrics.contains("closer_reply_seconds_bucket"), "{metrics}");
+}
+
+/// A multipart upload form: `file` named `name`, and `audience` and `csrf` when given.
+fn upload_form(
+    name: &str,
+    bytes: Vec<u8>,
+    audience: Option<&str>,
+    csrf: Option<&str>,
+) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(csrf) = csrf {
+        form = form.text("csrf", csrf.to_owned());
+    }
+    if let Some(audience) = audience {
+        form = form.text("audience", audience.to_owned());
+    }
+    form.part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+    )
+}
+
+/// The sources of the passages retrieval finds for `query` (`internal` includes internal ones).
+async fn found_sources(browser: &Browser, query: &str, internal: bool) -> Vec<String> {
+    let path = format!(
+        "/api/knowledge/search?q={}{}",
+        query.replace(' ', "%20"),
+        if internal { "&internal=1" } else { "" }
+    );
+    let result = browser.get_json(&path).await;
+    result["passages"]
+        .as_array()
+        .expect("passages")
+        .iter()
+        .map(|passage| passage["source"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+const ZEBRA: &str = "# Zebra grooming\n\nThe zebra grooming service costs 4200 rubles per visit and includes fresh stripes.\n";
+const QUAGGA: &str =
+    "Quagga discount for partners: 17 percent on the first quagga order, internal only.\n";
+
+#[sqlx::test(migrations = "../migrations")]
+async fn knowledge_documents_are_uploaded_deleted_and_reindexed_from_the_console(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool.clone()).await;
+    let browser = Browser::sign_in(&app.address).await;
+    let api = format!("{}/api/knowledge/documents", app.address);
+    assert!(found_sources(&browser, "zebra grooming", true)
+        .await
+        .is_empty());
+
+    // Through the API, with the session's CSRF header: stored, listed, found at once.
+    let uploaded = browser
+        .client
+        .post(&api)
+        .header(COOKIE, &browser.cookie)
+        .header("X-CSRF-Token", &browser.csrf)
+        .multipart(upload_form(
+            "zebra-care.md",
+            ZEBRA.into(),
+            Some("public"),
+            None,
+        ))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let uploaded: Value = uploaded.json().await.expect("JSON");
+    assert_eq!(uploaded["source"], "zebra-care.md", "{uploaded}");
+    assert_eq!(uploaded["title"], "Zebra grooming", "{uploaded}");
+    assert_eq!(uploaded["added"], true, "{uploaded}");
+    let documents = browser.get_json("/api/knowledge/documents").await;
+    let listed = documents
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|document| document["source"] == "zebra-care.md")
+        .expect("the upload is listed");
+    assert_eq!(listed["audience"], "public");
+    assert!(found_sources(&browser, "zebra grooming", false)
+        .await
+        .contains(&"zebra-care.md".to_owned()));
+    let answer = browser
+        .get_json("/api/knowledge/search?q=how%20much%20is%20zebra%20grooming")
+        .await;
+    assert!(
+        answer["answer"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4200"),
+        "{answer}"
+    );
+
+    // From the page's form, as internal: only a search with internal documents finds it.
+    let page = browser.get("/console/knowledge").await;
+    let html = page.text().await.expect("a page");
+    assert!(html.contains(r#"enctype="multipart/form-data""#), "{html}");
+    assert!(html.contains("zebra-care.md"));
+    let csrf = csrf_in(&html);
+    let form = browser
+        .client
+        .post(format!("{}/console/knowledge/upload", app.address))
+        .header(COOKIE, &browser.cookie)
+        .multipart(upload_form(
+            "quagga.txt",
+            QUAGGA.into(),
+            Some("internal"),
+            Some(&csrf),
+        ))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(form.status(), StatusCode::SEE_OTHER);
+    let location = form.headers()[LOCATION].to_str().expect("a location");
+    assert!(location.contains("done=uploaded"), "{location}");
+    assert!(!found_sources(&browser, "quagga discount", false)
+        .await
+        .contains(&"quagga.txt".to_owned()));
+    assert!(found_sources(&browser, "quagga discount", true)
+        .await
+        .contains(&"quagga.txt".to_owned()));
+    let notice = browser.get(location).await.text().await.expect("a page");
+    assert!(notice.contains("Uploaded quagga.txt"), "{notice}");
+
+    // Refused: no session, no CSRF header, a forged form token; nothing stored by any of them.
+    let anonymous = client()
+        .post(&api)
+        .multipart(upload_form("sneaky.md", ZEBRA.into(), None, None))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let bare = browser
+        .client
+        .post(&api)
+        .header(COOKIE, &browser.cookie)
+        .multipart(upload_form("sneaky.md", ZEBRA.into(), None, None))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    let forged = browser
+        .client
+        .post(format!("{}/console/knowledge/upload", app.address))
+        .header(COOKIE, &browser.cookie)
+        .multipart(upload_form("sneaky.md", ZEBRA.into(), None, Some("forged")))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let anonymous_delete = client()
+        .delete(format!("{api}/zebra-care.md"))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(anonymous_delete.status(), StatusCode::UNAUTHORIZED);
+    let forged_delete = browser
+        .client
+        .post(format!("{}/console/knowledge/delete", app.address))
+        .header(COOKIE, &browser.cookie)
+        .form(&[("csrf", "forged"), ("source", "zebra-care.md")])
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(forged_delete.status(), StatusCode::FORBIDDEN);
+    let reindex_without_token = browser
+        .form_post("/console/knowledge/reindex", "forged")
+        .await;
+    assert_eq!(reindex_without_token.status(), StatusCode::FORBIDDEN);
+    let documents = browser.get_json("/api/knowledge/documents").await;
+    assert!(!documents.to_string().contains("sneaky.md"), "{documents}");
+    assert!(
+        documents.to_string().contains("zebra-care.md"),
+        "{documents}"
+    );
+
+    // Files that are not knowledge documents: refused with the reason.
+    let token = closer_web::auth::create_api_token(&Store::from_pool(pool.clone()), EMAIL, "kb")
+        .await
+        .expect("a token");
+    let with_token = |form: reqwest::multipart::Form| {
+        client()
+            .post(&api)
+            .header("Authorization", format!("Bearer {token}"))
+            .multipart(form)
+            .send()
+    };
+    let pdf = with_token(upload_form("deck.pdf", b"%PDF-1.7".to_vec(), None, None))
+        .await
+        .expect("a response");
+    assert_eq!(pdf.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let pdf: Value = pdf.json().await.expect("JSON");
+    assert!(
+        pdf["error"].as_str().unwrap_or_default().contains(".pdf"),
+        "{pdf}"
+    );
+    let too_big = vec![b'a'; closer_web::knowledge::MAX_UPLOAD_BYTES + 1];
+    let oversized = with_token(upload_form("huge.txt", too_big, None, None))
+        .await
+        .expect("a response");
+    assert_eq!(oversized.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let oversized: Value = oversized.json().await.expect("JSON");
+    assert!(
+        oversized["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MiB"),
+        "{oversized}"
+    );
+    let far_too_big = vec![b'a'; 3 * closer_web::knowledge::MAX_UPLOAD_BYTES];
+    let refused = with_token(upload_form("huger.txt", far_too_big, None, None)).await;
+    // The server may stop reading and answer before the client has sent everything.
+    if let Ok(refused) = refused {
+        assert_eq!(refused.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+    let latin1 = with_token(upload_form("old.txt", vec![0xC0, 0xE8, 0xF0], None, None))
+        .await
+        .expect("a response");
+    assert_eq!(latin1.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let documents = browser.get_json("/api/knowledge/documents").await;
+    for name in ["deck.pdf", "huge.txt", "huger.txt", "old.txt"] {
+        assert!(!documents.to_string().contains(name), "{name}: {documents}");
+    }
+
+    // Deleted through the API and from the page: gone from the list and from retrieval.
+    let deleted = browser
+        .client
+        .delete(format!("{api}/zebra-care.md"))
+        .header(COOKIE, &browser.cookie)
+        .header("X-CSRF-Token", &browser.csrf)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(deleted.status(), StatusCode::OK);
+    assert!(!found_sources(&browser, "zebra grooming", true)
+        .await
+        .contains(&"zebra-care.md".to_owned()));
+    let again = browser
+        .client
+        .delete(format!("{api}/zebra-care.md"))
+        .header(COOKIE, &browser.cookie)
+        .header("X-CSRF-Token", &browser.csrf)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let from_page = browser
+        .client
+        .post(format!("{}/console/knowledge/delete", app.address))
+        .header(COOKIE, &browser.cookie)
+        .form(&[("csrf", browser.csrf.as_str()), ("source", "quagga.txt")])
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(from_page.status(), StatusCode::SEE_OTHER);
+    assert!(!found_sources(&browser, "quagga discount", true)
+        .await
+        .contains(&"quagga.txt".to_owned()));
+
+    // Re-index: the index is rebuilt from what the store holds.
+    let stored = Store::from_pool(pool).documents().await.expect("documents");
+    let reindexed = browser.api_post("/api/knowledge/reindex").await;
+    assert_eq!(reindexed.status(), StatusCode::OK);
+    let reindexed: Value = reindexed.json().await.expect("JSON");
+    assert_eq!(reindexed["documents"], stored.len(), "{reindexed}");
+    let from_page = browser
+        .form_post("/console/knowledge/reindex", &browser.csrf)
+        .await;
+    assert_eq!(from_page.status(), StatusCode::SEE_OTHER);
+}
+
+/// Reads `/api/health` until `channel`'s connection is in `state`, or the deadline passes;
+/// returns the last report.
+async fn health_when(browser: &Browser, channel: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let health = browser.get_json("/api/health").await;
+        let reached = health["channels"]
+            .as_array()
+            .and_then(|channels| {
+                channels
+                    .iter()
+                    .find(|row| row["channel"] == channel)
+                    .map(|row| row["connection"]["state"] == state)
+            })
+            .unwrap_or(false);
+        if reached || tokio::time::Instant::now() >= deadline {
+            return health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn connection<'a>(health: &'a Value, channel: &str) -> &'a Value {
+    health["channels"]
+        .as_array()
+        .and_then(|channels| channels.iter().find(|row| row["channel"] == channel))
+        .map_or(&Value::Null, |row| &row["connection"])
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_health_page_shows_a_channels_live_connection(pool: PgPool) {
+    use closer_tests::fake_telegram::{FakeTelegram, Fault, FAKE_TOKEN};
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let browser = Browser::sign_in(&app.address).await;
+    let fake = FakeTelegram::start().await;
+    // Telegram's getUpdates answers an error: the channel is down, with the error.
+    fake.fail_next(
+        "getUpdates",
+        Fault::Api {
+            code: 502,
+            description: "Bad Gateway".to_owned(),
+        },
+    );
+    let telegram = closer_telegram::Telegram::connect(
+        closer_telegram::TelegramConfig {
+            token: FAKE_TOKEN.to_owned().into(),
+            api_url: fake.api_url(),
+            mode: closer_telegram::Mode::Polling {
+                timeout: std::time::Duration::from_secs(1),
+            },
+            limits: closer_telegram::Limits::default(),
+        },
+        app.engine.clone(),
+    )
+    .await
+    .expect("the adapter connects to the fake");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(telegram.run(async move {
+        let _ = stopped.await;
+    }));
+
+    let down = health_when(&browser, "telegram", "down").await;
+    let telegram = connection(&down, "telegram");
+    assert_eq!(telegram["state"], "down", "{down}");
+    assert!(
+        telegram["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("getUpdates failed"),
+        "{down}"
+    );
+    assert!(telegram["last_ok_at"].is_null(), "{down}");
+    assert!(!down.to_string().contains(FAKE_TOKEN), "{down}");
+    let page = browser
+        .get("/console/health")
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains(r#"data-channel="telegram""#), "{page}");
+    assert!(page.contains("state-down"), "{page}");
+
+    // The next getUpdates answers: connected, by long polling, the last error kept.
+    let up = health_when(&browser, "telegram", "connected").await;
+    let telegram = connection(&up, "telegram");
+    assert_eq!(telegram["state"], "connected", "{up}");
+    assert_eq!(telegram["mode"], "long polling", "{up}");
+    assert!(telegram["last_ok_at"].is_string(), "{up}");
+    assert!(telegram["last_error"].is_string(), "{up}");
+    let page = browser
+        .get("/console/health")
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("state-connected"), "{page}");
+    let _ = stop.send(());
+}
+
+/// One server-sent event: its id and its JSON data.
+#[derive(Debug)]
+struct ChatEvent {
+    id: Option<String>,
+    data: Value,
+}
+
+/// An open `/chat/api/events` stream, read event by event.
+struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    async fn open(address: &str, visitor: &str, after: i64, last_event_id: Option<i64>) -> Self {
+        let mut request = client().get(format!(
+            "{address}/chat/api/events?visitor={visitor}&after={after}"
+        ));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.expect("a stream");
+        assert_eq!(response.status(), StatusCode::OK);
+        let kind = response.headers()["content-type"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(kind.starts_with("text/event-stream"), "{kind}");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        EventStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next `messages` event (keep-alive comments skipped); `None` when the stream ends or
+    /// the deadline passes.
+    async fn next(&mut self) -> Option<ChatEvent> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut id = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(value) = line.strip_prefix("id:") {
+                        id = Some(value.trim().to_owned());
+                    } else if let Some(value) = line.strip_prefix("data:") {
+                        data.push_str(value.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return Some(ChatEvent {
+                    id,
+                    data: serde_json::from_str(&data).expect("the event's data is JSON"),
+                });
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Reads events until one satisfies `wanted`; `None` at the deadline or the stream's end.
+    async fn until(&mut self, wanted: impl Fn(&ChatEvent) -> bool) -> Option<ChatEvent> {
+        while let Some(event) = self.next().await {
+            if wanted(&event) {
+                return Some(event);
+            }
+        }
+        None
+    }
+}
+
+fn holds_person_text(event: &ChatEvent, text: &str) -> bool {
+    event.data["messages"].as_array().is_some_and(|messages| {
+        messages
+            .iter()
+            .any(|message| message["from"] == "person" && message["text"] == text)
+    })
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_salespersons_message_reaches_the_visitors_event_stream(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let browser = Browser::sign_in(&app.address).await;
+    let answer = chat(
+        &app.address,
+        json!({ "visitor": "sse-visitor", "id": "m1", "text": "сколько стоит ваш самый дешевый тариф?" }),
+    )
+    .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer: Value = answer.json().await.expect("JSON");
+    let seen = answer["messages"]
+        .as_array()
+        .and_then(|messages| {
+            messages
+                .iter()
+                .filter_map(|message| message["id"].as_i64())
+                .max()
+        })
+        .expect("the answer has messages");
+
+    // The stream opens with where the chat stands: nothing new after what the widget shows.
+    let mut stream = EventStream::open(&app.address, "sse-visitor", seen, None).await;
+    let first = stream.next().await.expect("a first event");
+    assert_eq!(first.data["messages"], json!([]), "{first:?}");
+    assert_eq!(first.data["with_person"], false, "{first:?}");
+
+    // A salesperson takes over and writes from the console: the open stream carries it.
+    let list = browser.get_json("/api/conversations?channel=web").await;
+    let id = list[0]["id"]
+        .as_str()
+        .expect("the chat is listed")
+        .to_owned();
+    let taken = browser
+        .api_post(&format!("/api/conversations/{id}/take-over"))
+        .await;
+    assert_eq!(taken.status(), StatusCode::OK);
+    let text = "Hello, this is Anna from the sales team.";
+    let sent = browser
+        .client
+        .post(format!("{}/api/conversations/{id}/messages", app.address))
+        .header(COOKIE, &browser.cookie)
+        .header("X-CSRF-Token", &browser.csrf)
+        .json(&json!({ "key": "sse-1", "text": text }))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(sent.status(), StatusCode::OK);
+    let event = stream
+        .until(|event| holds_person_text(event, text))
+        .await
+        .expect("the salesperson's message arrives on the stream");
+    assert_eq!(event.data["with_person"], true, "{event:?}");
+    let person_id = event.data["messages"]
+        .as_array()
+        .and_then(|messages| messages.iter().find(|message| message["from"] == "person"))
+        .and_then(|message| message["id"].as_i64())
+        .expect("the message's id");
+    assert_eq!(event.id, Some(person_id.to_string()));
+
+    // A reconnect says the last id it saw: what came after is sent again, nothing before.
+    let mut resumed = EventStream::open(&app.address, "sse-visitor", 0, Some(seen)).await;
+    let replay = resumed.next().await.expect("a first event");
+    assert!(holds_person_text(&replay, text), "{replay:?}");
+    assert!(
+        replay.data["messages"]
+            .as_array()
+            .is_some_and(|messages| messages
+                .iter()
+                .all(|message| message["id"].as_i64() > Some(seen))),
+        "{replay:?}"
+    );
+    let mut current = EventStream::open(&app.address, "sse-visitor", 0, Some(person_id)).await;
+    let nothing_new = current.next().await.expect("a first event");
+    assert_eq!(nothing_new.data["messages"], json!([]), "{nothing_new:?}");
+    assert_eq!(nothing_new.data["with_person"], true, "{nothing_new:?}");
+
+    // The stream's checks are the poll's: a bad visitor id is refused.
+    let refused = client()
+        .get(format!("{}/chat/api/events?visitor=bad%20id", app.address))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Reads `/api/knowledge/sync` until the console's sync run has finished, or the deadline.
+async fn finished_sync(browser: &Browser) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let status = browser.get_json("/api/knowledge/sync").await;
+        let run = &status["run"];
+        if (run["running"] == false && run["finished_at"].is_string())
+            || tokio::time::Instant::now() >= deadline
+        {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+fn sync_status_of<'a>(status: &'a Value, source: &str) -> &'a Value {
+    status["documents"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["source"] == source))
+        .map_or(&Value::Null, |row| &row["status"])
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
+    use closer_tests::fake_anythingllm::{FakeAnythingLlm, ANYTHINGLLM_KEY, WORKSPACE};
+    with_account(&pool).await;
+    let fake = FakeAnythingLlm::start().await;
+    let client = closer_knowledge::anythingllm::AnythingLlm::new(
+        &closer_knowledge::anythingllm::AnythingLlmSettings {
+            base_url: fake.base_url(),
+            workspace: WORKSPACE.to_owned(),
+            api_key: secrecy::SecretString::from(ANYTHINGLLM_KEY.to_owned()),
+            request_timeout: std::time::Duration::from_secs(10),
+        },
+    )
+    .expect("a client");
+    let app = closer_tests::spawn_app_with(
+        pool.clone(),
+        closer_web::WebConfig {
+            anythingllm: Some(closer_web::sync::SyncTarget { client }),
+            ..closer_web::WebConfig::default()
+        },
+    )
+    .await;
+    let browser = Browser::sign_in(&app.address).await;
+
+    // Nothing pushed yet: every public document is "never pushed", internal ones are not pushed.
+    let before = browser.get_json("/api/knowledge/sync").await;
+    assert_eq!(before["configured"], true, "{before}");
+    assert_eq!(before["workspace"], WORKSPACE, "{before}");
+    assert_eq!(before["in_sync"], 0, "{before}");
+    assert_eq!(
+        sync_status_of(&before, "en-faq.md"),
+        "never_pushed",
+        "{before}"
+    );
+    assert!(
+        before["documents"]
+            .as_array()
+            .is_some_and(|rows| rows.iter().any(|row| row["status"] == "internal")),
+        "{before}"
+    );
+
+    // "Sync now" without the CSRF token: refused, nothing started.
+    let forged = browser.form_post("/console/knowledge/sync", "forged").await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let bare = browser
+        .client
+        .post(format!("{}/api/knowledge/sync", app.address))
+        .header(COOKIE, &browser.cookie)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(bare.status(), StatusCode::FORBIDDEN);
+    assert!(fake.embedded().is_empty());
+
+    // From the page: the run finishes in the background, every public document in sync.
+    let started = browser
+        .form_post("/console/knowledge/sync", &browser.csrf)
+        .await;
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let after = finished_sync(&browser).await;
+    assert!(after["run"]["error"].is_null(), "{after}");
+    assert!(
+        after["run"]["result"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("added"),
+        "{after}"
+    );
+    assert_eq!(after["out_of_sync"], 0, "{after}");
+    assert_eq!(sync_status_of(&after, "en-faq.md"), "in_sync", "{after}");
+    assert!(!fake.embedded().is_empty());
+    let page = browser
+        .get("/console/knowledge")
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("in sync"), "{page}");
+    assert!(page.contains("Sync now"), "{page}");
+
+    // A document changed in the console and a new one: the status says so; a sync through the
+    // API (202) brings them back in sync.
+    let changed = format!(
+        "{}\n\nNew: gift cards are sold at the front desk.\n",
+        Store::from_pool(pool.clone())
+            .documents()
+            .await
+            .expect("documents")
+            .iter()
+            .find(|document| document.source == "en-faq.md")
+            .expect("the FAQ")
+            .content
+    );
+    for (name, text) in [("en-faq.md", changed.as_str()), ("zebra-care.md", ZEBRA)] {
+        let uploaded = browser
+            .client
+            .post(format!("{}/api/knowledge/documents", app.address))
+            .header(COOKIE, &browser.cookie)
+            .header("X-CSRF-Token", &browser.csrf)
+            .multipart(upload_form(name, text.into(), Some("public"), None))
+            .send()
+            .await
+            .expect("a response");
+        assert_eq!(uploaded.status(), StatusCode::CREATED);
+    }
+    let drifted = browser.get_json("/api/knowledge/sync").await;
+    assert_eq!(
+        sync_status_of(&drifted, "en-faq.md"),
+        "changed_since",
+        "{drifted}"
+    );
+    assert_eq!(
+        sync_status_of(&drifted, "zebra-care.md"),
+        "never_pushed",
+        "{drifted}"
+    );
+    assert_eq!(drifted["out_of_sync"], 2, "{drifted}");
+    let again = browser.api_post("/api/knowledge/sync").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let synced = finished_sync(&browser).await;
+    assert_eq!(synced["out_of_sync"], 0, "{synced}");
+    assert!(
+        synced["run"]["result"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("1 added, 1 replaced"),
+        "{synced}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn without_anythingllm_the_knowledge_page_says_so(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let browser = Browser::sign_in(&app.address).await;
+    let status = browser.get_json("/api/knowledge/sync").await;
+    assert_eq!(status["configured"], false, "{status}");
+    let refused = browser.api_post("/api/knowledge/sync").await;
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let refused: Value = refused.json().await.expect("JSON");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not configured"),
+        "{refused}"
+    );
+    let page = browser
+        .get("/console/knowledge")
+        .await
+        .text()
+        .await
+        .expect("a page");
+    assert!(page.contains("AnythingLLM is not configured"), "{page}");
+    let anonymous = client()
+        .get(format!("{}/api/knowledge/sync", app.address))
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }

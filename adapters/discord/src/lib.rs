@@ -37,7 +37,8 @@ use closer_model::InboundMessage;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use serenity::all::{
-    ApplicationId, Context, EventHandler, GatewayIntents, Interaction, Message, Ready, ResumedEvent,
+    ApplicationId, ConnectionStage, Context, EventHandler, GatewayIntents, Interaction, Message,
+    Ready, ResumedEvent, ShardStageUpdateEvent,
 };
 use serenity::http::HttpBuilder;
 use serenity::interactions_endpoint::Verifier;
@@ -250,6 +251,9 @@ impl Discord {
                     () = &mut shutdown => Ok(()),
                     result = client.start() => result.map_err(|error| DiscordError::Gateway(error.to_string())),
                 };
+                if let Err(error) = &result {
+                    self.engine().health().down("discord", &error.to_string());
+                }
                 shards.shutdown_all().await;
                 result
             }
@@ -350,10 +354,26 @@ struct Gateway {
 impl EventHandler for Gateway {
     async fn ready(&self, _context: Context, ready: Ready) {
         tracing::info!(session = %ready.session_id, "Discord gateway ready");
+        self.discord
+            .engine()
+            .health()
+            .connected("discord", "gateway");
     }
 
     async fn resume(&self, _context: Context, _event: ResumedEvent) {
         tracing::info!("Discord gateway session resumed");
+        self.discord
+            .engine()
+            .health()
+            .connected("discord", "gateway");
+    }
+
+    async fn shard_stage_update(&self, _context: Context, event: ShardStageUpdateEvent) {
+        // serenity reconnects by itself; until it has, the gateway is degraded.
+        if event.new != ConnectionStage::Connected {
+            let stage = format!("gateway {}", event.new);
+            self.discord.engine().health().degraded("discord", &stage);
+        }
     }
 
     async fn message(&self, _context: Context, message: Message) {

@@ -237,6 +237,8 @@ impl Slack {
         };
         let result = match self.inner.config.transport.clone() {
             Transport::Events { .. } => {
+                // Slack calls us: the token was checked at connect, nothing more to watch.
+                self.inner.engine.health().connected("slack", "Events API");
                 shutdown.await;
                 Ok(())
             }
@@ -269,12 +271,14 @@ impl Slack {
         let token = SlackApiToken::new(SlackApiTokenValue::new(
             app_token.expose_secret().to_owned(),
         ));
-        listener
-            .listen_for(&token)
-            .await
-            .map_err(|error| SlackError::SocketMode(error.to_string()))?;
+        let health = self.inner.engine.health();
+        if let Err(error) = listener.listen_for(&token).await {
+            health.down("slack", &format!("Socket Mode could not connect: {error}"));
+            return Err(SlackError::SocketMode(error.to_string()));
+        }
         listener.start().await;
         tracing::info!("Slack Socket Mode connected");
+        health.connected("slack", "Socket Mode");
         shutdown.await;
         listener.shutdown().await;
         Ok(())

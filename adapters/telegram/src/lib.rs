@@ -211,10 +211,14 @@ impl Telegram {
             }
             Mode::Webhook { public_url, .. } => match self.set_webhook(&public_url).await {
                 Ok(()) => {
+                    self.engine.health().connected("telegram", "webhook");
                     shutdown.await;
                     Ok(())
                 }
-                Err(error) => Err(error),
+                Err(error) => {
+                    self.engine.health().down("telegram", &error.to_string());
+                    Err(error)
+                }
             },
         };
         sweeper.abort();
@@ -275,6 +279,8 @@ impl Telegram {
                         wait_s = seconds.seconds(),
                         "getUpdates: Telegram asks to slow down"
                     );
+                    let health = self.engine.health();
+                    health.degraded("telegram", "getUpdates: Telegram asks to slow down");
                     tokio::time::sleep(seconds.duration()).await;
                     continue;
                 }
@@ -282,6 +288,8 @@ impl Telegram {
                     failures += 1;
                     let wait = poll_backoff(failures);
                     tracing::warn!(%error, failures, wait_ms = wait.as_millis() as u64, "getUpdates failed; retrying");
+                    let health = self.engine.health();
+                    health.down("telegram", &format!("getUpdates failed: {error}"));
                     tokio::select! {
                         () = &mut shutdown => break,
                         () = tokio::time::sleep(wait) => continue,
@@ -289,6 +297,7 @@ impl Telegram {
                 }
             };
             failures = 0;
+            self.engine.health().connected("telegram", "long polling");
             match self.process_batch(updates).await {
                 Ok(Some(next)) => offset = next,
                 Ok(None) => {}

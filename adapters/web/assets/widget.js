@@ -21,7 +21,7 @@
     if (!visitor) { visitor = randomId(); window.localStorage.setItem(storageKey, visitor); }
   } catch (e) { visitor = randomId(); }
 
-  var lastId = 0, opened = false, pollTimer = null, busy = false;
+  var lastId = 0, opened = false, pollTimer = null, busy = false, stream = null;
   var queue = []; // messages not yet accepted, each with its id kept for retries
 
   var style = document.createElement("style");
@@ -100,7 +100,7 @@
     document.body.appendChild(root);
     toggle.addEventListener("click", open);
     close.addEventListener("click", function () {
-      panel.style.display = "none"; toggle.style.display = ""; opened = false; stopPolling();
+      panel.style.display = "none"; toggle.style.display = ""; opened = false; stopListening();
     });
   }
 
@@ -220,7 +220,29 @@
   function poll() {
     request("GET").then(show, function () {});
   }
+  function startPolling() { if (!pollTimer) { pollTimer = setInterval(poll, 3000); } }
   function stopPolling() { if (pollTimer) { clearInterval(pollTimer); pollTimer = null; } }
+
+  // New messages (a salesperson's during a takeover) arrive as server-sent events. The stream
+  // ends now and then and EventSource reconnects by itself, saying the last id it saw; while it
+  // is away, and for good when it cannot be opened, the widget polls instead.
+  function listen() {
+    if (!window.EventSource) { startPolling(); return; }
+    stream = new EventSource(base + "/chat/api/events?visitor=" + encodeURIComponent(visitor) + "&after=" + lastId);
+    stream.addEventListener("messages", function (event) {
+      try { show(JSON.parse(event.data)); } catch (e) { /* a broken event: the next one resyncs */ }
+    });
+    stream.onopen = function () { stopPolling(); root.setAttribute("data-live", "events"); };
+    stream.onerror = function () {
+      root.setAttribute("data-live", "polling");
+      startPolling();
+      if (stream && stream.readyState === EventSource.CLOSED) { stream = null; }
+    };
+  }
+  function stopListening() {
+    stopPolling();
+    if (stream) { stream.close(); stream = null; }
+  }
 
   function open() {
     if (toggle) { toggle.style.display = "none"; }
@@ -234,7 +256,7 @@
         submit(campaign ? { start: true, campaign: campaign } : { start: true });
       }
     }, function () { errorLine.textContent = "Connection problem"; });
-    pollTimer = setInterval(poll, 3000);
+    listen();
     input.focus();
   }
 

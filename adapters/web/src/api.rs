@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use chrono::{Duration, Utc};
 use closer_engine::EngineError;
 use closer_knowledge::AudienceFilter;
-use closer_model::{Channel, Lead};
+use closer_model::{Channel, ComponentState, ComponentStatus, Lead};
 use closer_store::{
     ConsoleMessage, ConversationFilter, ConversationRecord, ConversationSummary, OutboxEntry,
     Period, StoreError,
@@ -43,7 +43,20 @@ pub fn router() -> Router<WebState> {
         .route("/api/leads", get(leads))
         .route("/api/leads.csv", get(leads_csv))
         .route("/api/leads/{id}/retry", post(retry))
-        .route("/api/knowledge/documents", get(documents))
+        .route(
+            "/api/knowledge/documents",
+            get(documents)
+                .post(upload_document)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::knowledge::MAX_UPLOAD_BODY_BYTES,
+                )),
+        )
+        .route(
+            "/api/knowledge/documents/{*source}",
+            axum::routing::delete(delete_document),
+        )
+        .route("/api/knowledge/reindex", post(reindex))
+        .route("/api/knowledge/sync", get(sync_status).post(sync_now))
         .route("/api/knowledge/search", get(search))
         .route("/api/knowledge/unanswered", get(unanswered))
         .route("/api/health", get(health))
@@ -488,6 +501,68 @@ async fn documents(_user: ApiUser, State(state): State<WebState>) -> Response {
     }
 }
 
+/// `POST /api/knowledge/documents`: a multipart form with `file` and optionally `audience`.
+async fn upload_document(
+    _user: ApiUser,
+    State(state): State<WebState>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let multipart = match multipart {
+        Ok(multipart) => multipart,
+        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    };
+    let uploaded = match crate::knowledge::read_upload(multipart).await {
+        Ok(upload) => crate::knowledge::upload(&state, upload).await,
+        Err(failure) => Err(failure),
+    };
+    match uploaded {
+        Ok(uploaded) => (StatusCode::CREATED, Json(uploaded)).into_response(),
+        Err(failure) => failure.response(),
+    }
+}
+
+async fn delete_document(
+    _user: ApiUser,
+    State(state): State<WebState>,
+    Path(source): Path<String>,
+) -> Response {
+    match crate::knowledge::delete(&state, &source).await {
+        Ok(documents) => {
+            Json(serde_json::json!({ "deleted": source, "documents": documents })).into_response()
+        }
+        Err(failure) => failure.response(),
+    }
+}
+
+/// `GET /api/knowledge/sync`: each document against what was last pushed to AnythingLLM, and
+/// the console's last sync run.
+async fn sync_status(_user: ApiUser, State(state): State<WebState>) -> Response {
+    match crate::sync::status(&state).await {
+        Ok(status) => Json(status).into_response(),
+        Err(failure) => store_error(&failure),
+    }
+}
+
+/// `POST /api/knowledge/sync`: starts a sync in the background (202); its progress is in
+/// `GET /api/knowledge/sync`.
+async fn sync_now(_user: ApiUser, State(state): State<WebState>) -> Response {
+    match crate::sync::start(&state) {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "started": true })),
+        )
+            .into_response(),
+        Err(refused) => error(StatusCode::CONFLICT, refused.message()),
+    }
+}
+
+async fn reindex(_user: ApiUser, State(state): State<WebState>) -> Response {
+    match crate::knowledge::reindex(&state).await {
+        Ok(documents) => Json(serde_json::json!({ "documents": documents })).into_response(),
+        Err(failure) => failure.response(),
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct SearchQuery {
     #[serde(default)]
@@ -587,13 +662,43 @@ async fn unanswered(
     }
 }
 
-/// The health page's data: the database, each channel's deliveries, each target's hand-offs.
+/// The health page's data: the database, each channel's connection and deliveries, each
+/// target's hand-offs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Health {
     pub database: bool,
     pub database_error: Option<String>,
-    pub channels: Vec<closer_store::console::ChannelHealth>,
-    pub targets: Vec<closer_store::console::TargetHealth>,
+    pub channels: Vec<ChannelRow>,
+    pub targets: Vec<TargetRow>,
+}
+
+/// A channel: its live connection as its adapter last reported it, and its deliveries.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChannelRow {
+    #[serde(flatten)]
+    pub deliveries: closer_store::console::ChannelHealth,
+    /// `None` for a channel without a connection of its own to report (the console's chat).
+    pub connection: Option<ComponentStatus>,
+}
+
+/// A hand-off target: where its deliveries stand, and the state they add up to — `connected`
+/// when its last attempt delivered, `down` when its last attempt failed, `starting` before any.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TargetRow {
+    #[serde(flatten)]
+    pub deliveries: closer_store::console::TargetHealth,
+    pub state: ComponentState,
+}
+
+/// What a target's deliveries say about it: the worker's last outcome is the store's record.
+fn target_state(target: &closer_store::console::TargetHealth) -> ComponentState {
+    match (target.last_delivered_at, target.last_error_at) {
+        (_, Some(failed)) if target.last_delivered_at.is_none_or(|ok| failed > ok) => {
+            ComponentState::Down
+        }
+        (Some(_), _) => ComponentState::Connected,
+        _ => ComponentState::Starting,
+    }
 }
 
 /// Gathers [`Health`]; a database that does not answer is reported, not an error.
@@ -609,6 +714,16 @@ pub async fn health_report(state: &WebState) -> Health {
             channels.push(closer_store::console::ChannelHealth::idle(name));
         }
     }
+    let connections = state.engine.health().snapshot();
+    // Adapters that reported but were left out of the configured list still show.
+    for connection in &connections {
+        if !channels
+            .iter()
+            .any(|channel| channel.channel == connection.name)
+        {
+            channels.push(closer_store::console::ChannelHealth::idle(&connection.name));
+        }
+    }
     let mut targets = store.target_health().await.unwrap_or_default();
     for name in &state.config.targets {
         if !targets.iter().any(|target| &target.target == name) {
@@ -618,8 +733,23 @@ pub async fn health_report(state: &WebState) -> Health {
     Health {
         database,
         database_error,
-        channels,
-        targets,
+        channels: channels
+            .into_iter()
+            .map(|deliveries| ChannelRow {
+                connection: connections
+                    .iter()
+                    .find(|connection| connection.name == deliveries.channel)
+                    .cloned(),
+                deliveries,
+            })
+            .collect(),
+        targets: targets
+            .into_iter()
+            .map(|deliveries| TargetRow {
+                state: target_state(&deliveries),
+                deliveries,
+            })
+            .collect(),
     }
 }
 

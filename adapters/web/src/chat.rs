@@ -5,27 +5,37 @@
 //!   retried POST is the same platform message and the engine answers it once. The answer is
 //!   every message of the chat after `after`: the assistant's replies, and a person's during a
 //!   takeover.
-//! - `GET /chat/api/messages?visitor=…&after=…` — what arrived since, polled by the widget
-//!   while it is open (a person's messages during a takeover).
+//! - `GET /chat/api/events?visitor=…&after=…` — a server-sent event stream of the same
+//!   feed: each event (`messages`, its id the newest message id) carries the chat's messages
+//!   after the last one sent. The store's announcements only wake the stream; what it sends is
+//!   read from the store, so a reconnect with `Last-Event-ID` resyncs and nothing is missed. A
+//!   stream lasts [`STREAM_LIFETIME`], then the browser's `EventSource` reconnects by itself.
+//! - `GET /chat/api/messages?visitor=…&after=…` — what arrived since: the widget polls it
+//!   every 3 s while open when the event stream is unavailable (an old browser, a proxy that
+//!   buffers).
 //!
 //! The visitor id is the chat id (channel `web`); it lives in the visitor's `localStorage`, so
 //! the widget works on any site without third-party cookies. Both endpoints are rate-limited
-//! per visitor (governor keyed limiters, idle keys swept every minute), bodies over 16 KiB are
+//! per visitor (governor keyed limiters, idle keys swept every minute; opening a stream counts
+//! as a poll), bodies over 16 KiB are
 //! refused with 413 before parsing, and a text over the configured length with 413 too.
 
+use std::convert::Infallible;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use closer_model::{Channel, InboundContent, InboundMessage};
-use closer_store::ConsoleMessage;
+use closer_store::{Activity, ConsoleMessage, Store, StoreError};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::api::error;
 use crate::WebState;
@@ -84,6 +94,7 @@ pub fn router() -> Router<WebState> {
             "/chat/api/messages",
             get(poll).post(post).options(preflight),
         )
+        .route("/chat/api/events", get(events))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
@@ -326,22 +337,29 @@ fn too_many() -> Response {
 }
 
 async fn messages_after(state: &WebState, visitor: &str, after: i64) -> Response {
-    let store = state.engine.store();
-    let messages = match store
-        .chat_messages_after(Channel::Web, visitor, after, PAGE)
-        .await
-    {
-        Ok(messages) => messages,
+    match read_messages_after(state.engine.store(), visitor, after).await {
+        Ok(messages) => Json(messages).into_response(),
         Err(failure) => {
             tracing::warn!(error = %failure, "cannot read a website chat");
-            return error(StatusCode::SERVICE_UNAVAILABLE, failure.user_message());
+            error(StatusCode::SERVICE_UNAVAILABLE, failure.user_message())
         }
-    };
+    }
+}
+
+/// The chat's messages after `after`, as the widget shows them.
+async fn read_messages_after(
+    store: &Store,
+    visitor: &str,
+    after: i64,
+) -> Result<ChatMessages, StoreError> {
+    let messages = store
+        .chat_messages_after(Channel::Web, visitor, after, PAGE)
+        .await?;
     let with_person = match store.conversation_by_chat(Channel::Web, visitor).await {
         Ok(conversation) => conversation.is_some_and(|found| found.taken_over_by.is_some()),
         Err(_) => false,
     };
-    Json(ChatMessages {
+    Ok(ChatMessages {
         messages: messages
             .into_iter()
             // Opening the chat is not something the visitor wrote.
@@ -350,7 +368,131 @@ async fn messages_after(state: &WebState, visitor: &str, after: i64) -> Response
             .collect(),
         with_person,
     })
-    .into_response()
+}
+
+/// How long one event stream lasts before the browser reconnects (with `Last-Event-ID`, so
+/// nothing is lost). Short enough that a graceful shutdown does not wait long for open
+/// streams, long enough to cost far less than polling.
+pub const STREAM_LIFETIME: Duration = Duration::from_secs(25);
+
+/// `GET /chat/api/events`: the chat's messages as server-sent events.
+async fn events(
+    State(state): State<WebState>,
+    headers: axum::http::HeaderMap,
+    query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let origin = headers.get(header::ORIGIN).cloned();
+    let response = match query {
+        Err(rejection) => error(rejection.status(), &rejection.body_text()),
+        Ok(Query(query)) if !valid_id(&query.visitor) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "visitor must be 1 to 64 letters, digits, '-' or '_'",
+        ),
+        Ok(Query(query)) => {
+            if state.chat_limiters.polls.check_key(&query.visitor).is_err() {
+                too_many()
+            } else {
+                // A reconnecting EventSource says what it saw last.
+                let seen = headers
+                    .get("last-event-id")
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.trim().parse::<i64>().ok())
+                    .unwrap_or(0);
+                let feed = Feed {
+                    // Subscribed before the first read, so nothing committed in between is missed.
+                    activity: state.engine.store().subscribe(),
+                    store: state.engine.store().clone(),
+                    visitor: query.visitor,
+                    after: query.after.max(seen),
+                    with_person: None,
+                    until: tokio::time::Instant::now() + STREAM_LIFETIME,
+                };
+                let stream = futures::stream::unfold(feed, |mut feed| async move {
+                    let event = feed.next_event().await?;
+                    Some((Ok::<Event, Infallible>(event), feed))
+                });
+                let mut response = Sse::new(stream)
+                    .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+                    .into_response();
+                // nginx buffers responses unless told not to; events must pass at once.
+                response
+                    .headers_mut()
+                    .insert("x-accel-buffering", HeaderValue::from_static("no"));
+                response
+            }
+        }
+    };
+    cors(&state, origin.as_ref(), response)
+}
+
+/// One visitor's event stream: where it stands, and the store's announcements that wake it.
+struct Feed {
+    store: Store,
+    activity: broadcast::Receiver<Activity>,
+    visitor: String,
+    /// The newest message id sent.
+    after: i64,
+    /// Whether a person was writing at the last event; `None` before the first.
+    with_person: Option<bool>,
+    until: tokio::time::Instant,
+}
+
+impl Feed {
+    /// The next event: at once when the store holds something new for this chat, else when an
+    /// announcement about it has been committed. `None` ends the stream (its lifetime is over,
+    /// or the store cannot be read: the browser reconnects and resyncs either way).
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            let news = match read_messages_after(&self.store, &self.visitor, self.after).await {
+                Ok(news) => news,
+                Err(failure) => {
+                    tracing::warn!(error = %failure, "cannot read a website chat for its stream");
+                    return None;
+                }
+            };
+            let changed = self.with_person != Some(news.with_person);
+            if !news.messages.is_empty() || changed {
+                self.after = news
+                    .messages
+                    .iter()
+                    .map(|message| message.id)
+                    .max()
+                    .unwrap_or(self.after);
+                self.with_person = Some(news.with_person);
+                let event = Event::default()
+                    .event("messages")
+                    .id(self.after.to_string())
+                    .retry(Duration::from_secs(1));
+                return match event.json_data(&news) {
+                    Ok(event) => Some(event),
+                    Err(failure) => {
+                        tracing::warn!(error = %failure, "cannot encode a website chat event");
+                        None
+                    }
+                };
+            }
+            self.wait_for_news().await?;
+        }
+    }
+
+    /// Waits for an announcement about this chat (or a lag, after which the store is read
+    /// anyway); `None` when the stream's lifetime is over.
+    async fn wait_for_news(&mut self) -> Option<()> {
+        loop {
+            match tokio::time::timeout_at(self.until, self.activity.recv()).await {
+                Err(_elapsed) => return None,
+                Ok(Ok(activity)) => {
+                    if activity.channel == Some(Channel::Web)
+                        && activity.chat_id.as_deref() == Some(self.visitor.as_str())
+                    {
+                        return Some(());
+                    }
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => return Some(()),
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    }
 }
 
 fn widget_message(message: ConsoleMessage) -> WidgetMessage {

@@ -6,6 +6,8 @@
 //! - [`auth`] — accounts (argon2), session cookies, API tokens, CSRF, the sign-in limit.
 //! - [`pages`] — the console's pages under `/console`.
 //! - [`api`] — the same data as JSON under `/api`.
+//! - [`knowledge`] — uploading, deleting and re-indexing knowledge documents.
+//! - [`sync`] — the AnythingLLM sync's status and "Sync now".
 //! - [`charts`] — bar charts as SVG, drawn on the server.
 //! - [`metrics`] — the Prometheus exporter and `GET /metrics`.
 //!
@@ -16,8 +18,10 @@ pub mod api;
 pub mod auth;
 pub mod charts;
 pub mod chat;
+pub mod knowledge;
 pub mod metrics;
 pub mod pages;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -47,6 +51,8 @@ pub struct WebConfig {
     /// The configured channels and hand-off targets, for the health page.
     pub channels: Vec<String>,
     pub targets: Vec<String>,
+    /// The AnythingLLM workspace `closer kb sync` pushes to, when configured.
+    pub anythingllm: Option<sync::SyncTarget>,
 }
 
 impl Default for WebConfig {
@@ -63,6 +69,7 @@ impl Default for WebConfig {
             login_attempts_overall_per_minute: 60,
             channels: Vec::new(),
             targets: Vec::new(),
+            anythingllm: None,
         }
     }
 }
@@ -74,6 +81,10 @@ pub struct WebState {
     pub config: Arc<WebConfig>,
     pub chat_limiters: Arc<chat::ChatLimiters>,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// Held while the knowledge base is re-indexed, so rebuilds run one at a time.
+    pub reindexing: Arc<tokio::sync::Mutex<()>>,
+    /// The AnythingLLM sync started from the console: one at a time, its progress.
+    pub sync_runs: Arc<sync::SyncRuns>,
 }
 
 /// The routes of the chat and the console as `config` enables them, ready to merge into
@@ -101,5 +112,7 @@ pub fn router(engine: Engine, config: WebConfig) -> Router {
         config: Arc::new(config),
         chat_limiters,
         login_limiter,
+        reindexing: Arc::new(tokio::sync::Mutex::new(())),
+        sync_runs: sync::SyncRuns::new(),
     })
 }

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::api::{self, ConversationQuery, PeriodQuery, SearchQuery};
 use crate::auth::{self, PageUser, Principal};
 use crate::charts::{self, Bar, StackedBar};
+use crate::knowledge;
 use crate::WebState;
 
 const CONSOLE_CSS: &str = include_str!("../assets/console.css");
@@ -43,6 +44,15 @@ pub fn router() -> Router<WebState> {
         .route("/console/leads.csv", get(leads_csv))
         .route("/console/leads/{id}/retry", post(retry))
         .route("/console/knowledge", get(knowledge))
+        .route(
+            "/console/knowledge/upload",
+            post(upload).layer(axum::extract::DefaultBodyLimit::max(
+                knowledge::MAX_UPLOAD_BODY_BYTES,
+            )),
+        )
+        .route("/console/knowledge/delete", post(delete_document))
+        .route("/console/knowledge/reindex", post(reindex))
+        .route("/console/knowledge/sync", post(sync_now))
         .route("/console/health", get(health))
         .route("/console/try", get(try_it))
 }
@@ -765,18 +775,212 @@ async fn retry(
 // ---------------------------------------------------------------------------------------------
 // Knowledge, health, try it.
 
+/// The knowledge page's query: the search box, and what the last action did.
+#[derive(Debug, Default, Deserialize)]
+struct KnowledgeQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    internal: Option<String>,
+    /// `uploaded`, `deleted` or `reindexed`, after a form's redirect.
+    #[serde(default)]
+    done: Option<String>,
+    /// The document the action was about.
+    #[serde(default)]
+    doc: Option<String>,
+}
+
+/// What the last action did, as the page says it; fixed texts, so a link cannot make the
+/// console say something else.
+fn notice(query: &KnowledgeQuery) -> Option<String> {
+    let doc = query.doc.clone().unwrap_or_default();
+    match query.done.as_deref()? {
+        "uploaded" => Some(format!("Uploaded {doc}; the knowledge base is re-indexed.")),
+        "deleted" => Some(format!("Deleted {doc}; the knowledge base is re-indexed.")),
+        "reindexed" => Some("Re-indexed the knowledge base from the stored documents.".to_owned()),
+        "sync" => Some("AnythingLLM sync started; this page shows its progress.".to_owned()),
+        _ => None,
+    }
+}
+
+fn knowledge_redirect(done: &str, doc: &str) -> Response {
+    let query = query_pair("done", done) + "&" + &query_pair("doc", doc);
+    Redirect::to(&format!("/console/knowledge?{query}")).into_response()
+}
+
+/// `key=value` with the value percent-encoded for a query string.
+fn query_pair(key: &str, value: &str) -> String {
+    let mut encoded = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    format!("{key}={encoded}")
+}
+
+async fn upload(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let Ok(multipart) = multipart else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            Some(&user),
+            "The upload form was not sent as a file upload.",
+        );
+    };
+    let upload = match knowledge::read_upload(multipart).await {
+        Ok(upload) => upload,
+        Err(failure) => {
+            return problem(failure.status(), Some(&user), &upload_refusal(&failure));
+        }
+    };
+    let csrf = CsrfForm {
+        csrf: upload.csrf.clone().unwrap_or_default(),
+    };
+    if let Some(refused) = check_csrf(&user, &csrf) {
+        return refused;
+    }
+    match knowledge::upload(&state, upload).await {
+        Ok(uploaded) => knowledge_redirect("uploaded", &uploaded.source),
+        Err(failure) => problem(failure.status(), Some(&user), &upload_refusal(&failure)),
+    }
+}
+
+fn upload_refusal(failure: &knowledge::ChangeError) -> String {
+    format!("The file was not uploaded: {}.", failure.user_message())
+}
+
+#[derive(Debug, Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    source: String,
+}
+
+async fn delete_document(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    Form(form): Form<DeleteForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&user, &CsrfForm { csrf: form.csrf }) {
+        return refused;
+    }
+    match knowledge::delete(&state, &form.source).await {
+        Ok(_) => knowledge_redirect("deleted", &form.source),
+        Err(failure) => problem(
+            failure.status(),
+            Some(&user),
+            &format!("The document was not deleted: {}.", failure.user_message()),
+        ),
+    }
+}
+
+async fn reindex(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&user, &form) {
+        return refused;
+    }
+    match knowledge::reindex(&state).await {
+        Ok(_) => knowledge_redirect("reindexed", ""),
+        Err(failure) => problem(
+            failure.status(),
+            Some(&user),
+            &format!(
+                "The knowledge base was not re-indexed: {}.",
+                failure.user_message()
+            ),
+        ),
+    }
+}
+
+async fn sync_now(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&user, &form) {
+        return refused;
+    }
+    match crate::sync::start(&state) {
+        Ok(()) => knowledge_redirect("sync", ""),
+        Err(refused) => problem(StatusCode::CONFLICT, Some(&user), refused.message()),
+    }
+}
+
+/// The AnythingLLM section of the knowledge page.
+fn sync_section(user: &Principal, status: &crate::sync::SyncStatus) -> Markup {
+    let run = &status.run;
+    html! {
+        section.panel #anythingllm {
+            h2 { "AnythingLLM sync" }
+            @if !status.configured {
+                p.muted #sync-state { "AnythingLLM is not configured: the built-in retriever answers. Add an "
+                    code { "[anythingllm]" } " section to the configuration to answer through a workspace." }
+            } @else {
+                p #sync-state {
+                    "Workspace " strong { (status.workspace.clone().unwrap_or_default()) } ": "
+                    @if status.out_of_sync == 0 { span.ok { "in sync" } " (" (status.in_sync) " documents)" }
+                    @else { span.wait { (status.out_of_sync) " to push or take out" } ", " (status.in_sync) " in sync" }
+                }
+                @if run.running {
+                    // The page follows the run without a script.
+                    meta http-equiv="refresh" content="2";
+                    p #sync-run { "Syncing: " (run.done) " of " (run.total) " documents"
+                        @if let Some(current) = &run.current { " — " (current) } "…" }
+                } @else if let Some(finished) = run.finished_at {
+                    @if let Some(failure) = &run.error {
+                        p.bad #sync-run { "The sync of " (when(finished)) " stopped: " (failure) ". What it pushed is kept; syncing again resumes." }
+                    } @else {
+                        p.ok #sync-run { "Synced " (when(finished)) ": " (run.result.clone().unwrap_or_default()) "." }
+                    }
+                }
+                form.inline method="post" action="/console/knowledge/sync" {
+                    (csrf_field(user))
+                    button type="submit" disabled[run.running] { "Sync now" }
+                    span.muted { " pushes the public documents, as " code { "closer kb sync" } " does." }
+                }
+                table.list #sync-documents { thead { tr { th { "Document" } th { "Status" } th { "Last pushed" } } }
+                    tbody { @for row in &status.documents {
+                        tr data-status=(format!("{:?}", row.status)) {
+                            td { (row.source) }
+                            td { span class=(match row.status {
+                                crate::sync::DocumentSync::InSync => "ok",
+                                crate::sync::DocumentSync::Internal => "muted",
+                                _ => "wait",
+                            }) { (row.status.label()) } }
+                            td { (row.pushed_at.map(when).unwrap_or_else(|| "–".to_owned())) }
+                        }
+                    } } }
+            }
+        }
+    }
+}
+
 async fn knowledge(
     PageUser(user): PageUser,
     State(state): State<WebState>,
-    Query(query): Query<SearchQuery>,
+    Query(page_query): Query<KnowledgeQuery>,
 ) -> Response {
     let documents = match api::document_rows(&state).await {
         Ok(documents) => documents,
         Err(failure) => return api::store_error(&failure),
     };
+    let notice = notice(&page_query);
+    let sync_status = match crate::sync::status(&state).await {
+        Ok(status) => status,
+        Err(failure) => return api::store_error(&failure),
+    };
     let query = SearchQuery {
-        q: query.q.chars().take(1000).collect(),
-        internal: query.internal,
+        q: page_query.q.chars().take(1000).collect(),
+        internal: page_query.internal,
     };
     let result = api::run_search(&state, &query);
     let unanswered = state
@@ -787,6 +991,7 @@ async fn knowledge(
         .unwrap_or_default();
     let body = html! {
         h1 { "Knowledge" }
+        @if let Some(notice) = &notice { p.notice role="status" { (notice) } }
         section.panel {
             h2 { "What retrieval finds" }
             form.filters method="get" action="/console/knowledge" {
@@ -813,16 +1018,41 @@ async fn knowledge(
                 tr { td { (question.text) } td { "×" (question.times) } td { (when(question.last_asked)) } }
             } } }
         }
-        section.panel {
+        section.panel #documents {
             h2 { "Documents (" (documents.len()) ")" }
-            p.muted { "Import or re-import a folder with " code { "closer kb import DIR" } "." }
-            table.list { thead { tr { th { "Document" } th { "Audience" } th { "Language" } th { "Format" } th { "Characters" } } }
+            form.upload #upload method="post" action="/console/knowledge/upload" enctype="multipart/form-data" {
+                (csrf_field(&user))
+                label { "File (.md, .txt or .csv, at most " (knowledge::MAX_UPLOAD_BYTES / (1024 * 1024)) " MiB) "
+                    input type="file" name="file" required accept=".md,.markdown,.txt,.csv"; }
+                label { "Audience "
+                    select name="audience" {
+                        option value="public" { "public (prospects)" }
+                        option value="internal" { "internal (the sales team)" }
+                    }
+                }
+                button type="submit" { "Upload" }
+            }
+            p.muted { "A file with the name of a stored document replaces it. " code { "closer kb import DIR" }
+                " makes the knowledge base exactly a folder (uploads not in it are removed); Re-index then makes this server use it." }
+            table.list { thead { tr { th { "Document" } th { "Audience" } th { "Language" } th { "Format" } th { "Characters" } th {} } }
                 tbody { @for document in &documents {
-                    tr { td { strong { (document.title) } br; span.muted { (document.source) } }
+                    tr { td { strong { (document.title) } br; span.muted.source { (document.source) } }
                          td { span class={ "badge " (document.audience) } { (document.audience) } }
-                         td { (document.lang.clone().unwrap_or_default()) } td { (document.format) } td { (document.chars) } }
+                         td { (document.lang.clone().unwrap_or_default()) } td { (document.format) } td { (document.chars) }
+                         td { form.inline method="post" action="/console/knowledge/delete"
+                             onsubmit="return confirm('Delete this document from the knowledge base?')" {
+                             (csrf_field(&user))
+                             input type="hidden" name="source" value=(document.source);
+                             button.danger type="submit" title={ "Delete " (document.source) } { "Delete" }
+                         } } }
                 } } }
+            form.inline method="post" action="/console/knowledge/reindex" {
+                (csrf_field(&user))
+                button type="submit" { "Re-index" }
+                span.muted { " rebuilds the search index from the stored documents." }
+            }
         }
+        (sync_section(&user, &sync_status))
     };
     page("Knowledge", &user, "knowledge", body)
 }
@@ -835,20 +1065,27 @@ async fn health(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
             h2 { "Database" }
             @if report.database { p.ok { "answering" } } @else { p.bad { "not answering: " (report.database_error.clone().unwrap_or_default()) } }
         }
-        section.panel {
+        section.panel #channels {
             h2 { "Channels" }
-            table.list { thead { tr { th { "Channel" } th { "Last message" } th { "Replies pending" } th { "Failed" } th { "Last error" } } }
+            table.list { thead { tr { th { "Channel" } th { "Connection" } th { "Last message" } th { "Replies pending" } th { "Failed" } th { "Last error" } } }
                 tbody { @for channel in &report.channels {
-                    tr { td { (channel.channel) } td { (channel.last_message_at.map(when).unwrap_or_else(|| "–".to_owned())) }
-                         td { (channel.pending) } td class=(if channel.failed > 0 { "bad" } else { "" }) { (channel.failed) }
-                         td { (channel.last_error.clone().unwrap_or_default()) " " span.muted { (channel.last_error_at.map(when).unwrap_or_default()) } } }
+                    @let deliveries = &channel.deliveries;
+                    tr data-channel=(deliveries.channel) {
+                        td { (deliveries.channel) }
+                        td.connection { (connection_cell(channel.connection.as_ref(), &deliveries.channel)) }
+                        td { (deliveries.last_message_at.map(when).unwrap_or_else(|| "–".to_owned())) }
+                        td { (deliveries.pending) } td class=(if deliveries.failed > 0 { "bad" } else { "" }) { (deliveries.failed) }
+                        td { (deliveries.last_error.clone().unwrap_or_default()) " " span.muted { (deliveries.last_error_at.map(when).unwrap_or_default()) } } }
                 } } }
         }
-        section.panel {
+        section.panel #targets {
             h2 { "Trackers and CRMs" }
-            table.list { thead { tr { th { "Target" } th { "Pending" } th { "Failed" } th { "Delivered" } th { "Last delivered" } th { "Last error" } } }
-                tbody { @for target in &report.targets {
-                    tr { td { (target.target) } td { (target.pending) } td class=(if target.failed > 0 { "bad" } else { "" }) { (target.failed) }
+            table.list { thead { tr { th { "Target" } th { "State" } th { "Pending" } th { "Failed" } th { "Delivered" } th { "Last delivered" } th { "Last error" } } }
+                tbody { @for row in &report.targets {
+                    @let target = &row.deliveries;
+                    tr data-target=(target.target) { td { (target.target) }
+                         td { span class={ "state-" (row.state.as_str()) } { (target_state_label(row.state)) } }
+                         td { (target.pending) } td class=(if target.failed > 0 { "bad" } else { "" }) { (target.failed) }
                          td { (target.delivered) } td { (target.last_delivered_at.map(when).unwrap_or_else(|| "–".to_owned())) }
                          td { (target.last_error.clone().unwrap_or_default()) " " span.muted { (target.last_error_at.map(when).unwrap_or_default()) } } }
                 } } }
@@ -856,6 +1093,35 @@ async fn health(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
         }
     };
     page("Health", &user, "health", body)
+}
+
+/// A channel's live connection: its state, how it is connected, since when, its last error.
+fn connection_cell(connection: Option<&closer_model::ComponentStatus>, channel: &str) -> Markup {
+    html! {
+        @match connection {
+            Some(status) => {
+                span class={ "state state-" (status.state.as_str()) } { (status.state.as_str()) }
+                @if let Some(mode) = &status.mode { " · " (mode) }
+                br;
+                span.muted { "since " (when(status.since))
+                    @if let Some(ok) = status.last_ok_at { " · last ok " (when(ok)) } }
+                @if let Some(error) = &status.last_error {
+                    br; span.bad.connection-error { (error) } " " span.muted { (status.last_error_at.map(when).unwrap_or_default()) }
+                }
+            }
+            None if channel == "web" => { span.state-connected { "served by Closer" } }
+            None => { span.muted { "not reported" } }
+        }
+    }
+}
+
+fn target_state_label(state: closer_model::ComponentState) -> &'static str {
+    match state {
+        closer_model::ComponentState::Connected => "delivering",
+        closer_model::ComponentState::Down => "failing",
+        closer_model::ComponentState::Degraded => "degraded",
+        closer_model::ComponentState::Starting => "no attempt yet",
+    }
 }
 
 async fn try_it(PageUser(user): PageUser, State(state): State<WebState>) -> Response {

@@ -171,6 +171,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         eprintln!("No channel is configured (see the [telegram], [discord] and [slack] sections of config/closer.toml).");
     }
     if let Some(telegram) = telegram {
+        // Shown as starting on the health page until the adapter reports its connection.
+        engine.health().register("telegram");
         let telegram = closer_telegram::Telegram::connect(telegram, engine.clone())
             .await
             .context("while connecting to Telegram")?;
@@ -185,6 +187,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         });
     }
     if let Some(discord) = discord {
+        // Shown as starting on the health page until the adapter reports its connection.
+        engine.health().register("discord");
         let discord = closer_discord::Discord::connect(discord, engine.clone())
             .await
             .context("while connecting to Discord")?;
@@ -199,6 +203,8 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         });
     }
     if let Some(slack) = slack {
+        // Shown as starting on the health page until the adapter reports its connection.
+        engine.health().register("slack");
         let slack = closer_slack::Slack::connect(slack, engine.clone())
             .await
             .context("while connecting to Slack")?;
@@ -233,10 +239,15 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             channel_names.push("slack".to_owned());
         }
         let target_names = targets.keys().cloned().collect();
-        app = app.with_routes(closer_web::router(
-            engine.clone(),
-            web.to_web_config(channel_names, target_names),
-        ));
+        let mut web_config = web.to_web_config(channel_names, target_names);
+        if let Some(mut setup) = config.anythingllm()? {
+            // "Sync now" on the knowledge page runs `closer kb sync`, with its timeout.
+            setup.settings.request_timeout = setup.sync_timeout;
+            let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)
+                .context("while setting up the AnythingLLM client")?;
+            web_config.anythingllm = Some(closer_web::sync::SyncTarget { client });
+        }
+        app = app.with_routes(closer_web::router(engine.clone(), web_config));
         if web.console {
             eprintln!("Console: /console (accounts: `closer admin create EMAIL`).");
         }

@@ -520,6 +520,8 @@ impl WebSection {
             login_attempts_overall_per_minute: self.login_attempts_overall_per_minute.max(1),
             channels,
             targets,
+            // Set by `closer serve` from `[anythingllm]`.
+            anythingllm: None,
         }
     }
 }

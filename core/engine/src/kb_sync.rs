@@ -79,8 +79,9 @@ pub fn refusal_text(dialog: &DialogConfig) -> String {
     format!("{}\n\n{}", decline.get(Lang::Ru), decline.get(Lang::En))
 }
 
-/// The hash of what is pushed for a document: its title, source and text.
-fn pushed_hash(document: &KnowledgeDocument) -> String {
+/// The hash of what is pushed for a document: its title, source and text. The console compares
+/// it with what the store says was pushed to tell a document in sync from one changed since.
+pub fn pushed_hash(document: &KnowledgeDocument) -> String {
     let mut hasher = Sha256::new();
     for part in [&document.title, &document.source, &document.content] {
         hasher.update(part.as_bytes());

@@ -74,6 +74,8 @@ pub struct Engine {
     task_targets: Arc<[String]>,
     /// A remote answer source (AnythingLLM) for product questions, when configured.
     remote_answers: Option<Arc<RemoteAnswers>>,
+    /// Where the adapters report their connections' state, for the console's health page.
+    health: closer_model::Health,
 }
 
 impl Engine {
@@ -96,6 +98,7 @@ impl Engine {
             routes: routes.into(),
             task_targets: task_targets.into(),
             remote_answers: None,
+            health: closer_model::Health::new(),
         }
     }
 
@@ -122,6 +125,11 @@ impl Engine {
     /// The remote answer source, when one is configured.
     pub fn remote_answers(&self) -> Option<&Arc<RemoteAnswers>> {
         self.remote_answers.as_ref()
+    }
+
+    /// The registry every adapter reports its connection's state to.
+    pub fn health(&self) -> &closer_model::Health {
+        &self.health
     }
 
     pub fn store(&self) -> &Store {

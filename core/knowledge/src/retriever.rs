@@ -313,6 +313,12 @@ impl Retriever {
         })
     }
 
+    /// The settings the index was built with, so that a rebuild (a re-index from the
+    /// console) keeps the configured ones.
+    pub fn settings(&self) -> &RetrieverSettings {
+        &self.settings
+    }
+
     /// How many passages the index holds.
     pub fn passage_count(&self) -> usize {
         self.chunks.len()

@@ -10,12 +10,14 @@
 //! - [`lead`]: objection kinds, the [`Lead`] handed to the sales team, and the [`Task`]s a
 //!   person asks for by hand.
 //! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to.
+//! - [`health`]: the live state of each connection, reported by adapters ([`Health`]).
 //!
 //! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
 //! clients translate to and from these types at their boundary.
 
 pub mod contact;
 pub mod handoff;
+pub mod health;
 pub mod knowledge;
 pub mod lang;
 pub mod lead;
@@ -23,6 +25,7 @@ pub mod message;
 
 pub use contact::{Contact, Email, ParseError, Phone};
 pub use handoff::{route, Route, RouteRule};
+pub use health::{ComponentState, ComponentStatus, Health};
 pub use knowledge::{Audience, DocumentFormat, KnowledgeAnswer, KnowledgeDocument};
 pub use lang::Lang;
 pub use lead::{Lead, NewLead, NewTask, ObjectionKind, Task};

@@ -47,6 +47,25 @@ impl Store {
             .map_err(|error| self.error(error))
     }
 
+    /// When each document of `workspace` was last pushed, by source: for the console's sync
+    /// status.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn pushed_times(
+        &self,
+        workspace: &str,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        sqlx::query_as(
+            "SELECT source, pushed_at FROM anythingllm_documents
+             WHERE workspace = $1 ORDER BY source",
+        )
+        .bind(workspace)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))
+    }
+
     /// Records that `document` is now embedded in `workspace` (replacing an older version).
     ///
     /// # Errors

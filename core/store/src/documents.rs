@@ -123,6 +123,49 @@ impl Store {
         result.map_err(|error| self.error(error))
     }
 
+    /// Stores one document (an upload from the console), replacing the stored one with the
+    /// same source; the other documents are left alone. Returns whether it was new.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn put_document(&self, doc: &KnowledgeDocument) -> Result<bool, StoreError> {
+        let inserted: bool = sqlx::query_scalar(
+            "INSERT INTO kb_documents
+                 (source, title, lang, audience, tags, format, content, content_hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (source) DO UPDATE
+             SET title = EXCLUDED.title, lang = EXCLUDED.lang, audience = EXCLUDED.audience,
+                 tags = EXCLUDED.tags, format = EXCLUDED.format, content = EXCLUDED.content,
+                 content_hash = EXCLUDED.content_hash, updated_at = now()
+             RETURNING (xmax = 0)",
+        )
+        .bind(&doc.source)
+        .bind(&doc.title)
+        .bind(doc.lang.map(Lang::as_str))
+        .bind(doc.audience.as_str())
+        .bind(&doc.tags)
+        .bind(doc.format.as_str())
+        .bind(&doc.content)
+        .bind(&doc.content_hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(inserted)
+    }
+
+    /// Removes one document. Returns whether there was one with that source.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn delete_document(&self, source: &str) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM kb_documents WHERE source = $1")
+            .bind(source)
+            .execute(&self.pool)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(deleted.rows_affected() > 0)
+    }
+
     /// Every stored document, by source.
     ///
     /// # Errors
