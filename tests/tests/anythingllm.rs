@@ -610,41 +610,60 @@ async fn the_breaker_opens_on_failures_and_a_probe_closes_it(pool: PgPool) {
 // ---------------------------------------------------------------------------------------------
 // A whole Telegram conversation
 
-#[sqlx::test(migrations = "../migrations")]
-async fn a_telegram_conversation_is_answered_through_anythingllm(pool: PgPool) {
-    use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
-    use closer_tests::fake_telegram::{FakeTelegram, FAKE_TOKEN};
-
-    let anythingllm = FakeAnythingLlm::start().await;
-    let engine = engine_with(pool.clone(), &anythingllm, quick_policy()).await;
+/// An engine answering through `anythingllm` under `policy`, its workspace holding the demo
+/// knowledge base.
+async fn synced_engine(
+    pool: PgPool,
+    anythingllm: &FakeAnythingLlm,
+    policy: AnswerPolicy,
+) -> Engine {
+    let engine = engine_with(pool, anythingllm, policy).await;
     let report = sync_workspace(
         engine.store(),
-        &client(&anythingllm),
+        &client(anythingllm),
         engine.dialog_config(),
         |_, _, _| {},
     )
     .await
     .expect("the knowledge base is pushed");
     assert!(!report.added.is_empty());
+    engine
+}
 
-    let telegram = FakeTelegram::start().await;
+/// The Telegram adapter polling `telegram` for `engine`, until the returned sender is dropped.
+async fn run_telegram(
+    engine: Engine,
+    telegram: &closer_tests::fake_telegram::FakeTelegram,
+) -> tokio::sync::oneshot::Sender<()> {
+    use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
     let adapter = Telegram::connect(
         TelegramConfig {
-            token: FAKE_TOKEN.to_owned().into(),
+            token: closer_tests::fake_telegram::FAKE_TOKEN.to_owned().into(),
             api_url: telegram.api_url(),
             mode: Mode::Polling {
                 timeout: Duration::from_secs(5),
             },
             limits: Limits::default(),
         },
-        engine.clone(),
+        engine,
     )
     .await
     .expect("the adapter connects");
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(adapter.run(async move {
         let _ = stopped.await;
     }));
+    stop
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_telegram_conversation_is_answered_through_anythingllm(pool: PgPool) {
+    use closer_tests::fake_telegram::FakeTelegram;
+
+    let anythingllm = FakeAnythingLlm::start().await;
+    let engine = synced_engine(pool.clone(), &anythingllm, quick_policy()).await;
+    let telegram = FakeTelegram::start().await;
+    let _stop = run_telegram(engine, &telegram).await;
     let chat = 701;
     let wait_for = |count: usize| {
         let telegram = telegram.clone();
@@ -949,40 +968,14 @@ async fn no_words_before_the_deadline_means_no_draft_and_the_built_in_answer(poo
 async fn a_telegram_prospect_sees_the_answer_written_then_the_cited_reply_in_its_place(
     pool: PgPool,
 ) {
-    use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
-    use closer_tests::fake_telegram::{FakeTelegram, FAKE_TOKEN};
+    use closer_tests::fake_telegram::FakeTelegram;
 
     let anythingllm = FakeAnythingLlm::start().await;
-    let engine = engine_with(pool.clone(), &anythingllm, streaming_policy()).await;
-    sync_workspace(
-        engine.store(),
-        &client(&anythingllm),
-        engine.dialog_config(),
-        |_, _, _| {},
-    )
-    .await
-    .expect("the knowledge base is pushed");
+    let engine = synced_engine(pool, &anythingllm, streaming_policy()).await;
     // A model writing for about three seconds.
     anythingllm.set_chunk_delay(Duration::from_millis(100));
-
     let telegram = FakeTelegram::start().await;
-    let adapter = Telegram::connect(
-        TelegramConfig {
-            token: FAKE_TOKEN.to_owned().into(),
-            api_url: telegram.api_url(),
-            mode: Mode::Polling {
-                timeout: Duration::from_secs(5),
-            },
-            limits: Limits::default(),
-        },
-        engine.clone(),
-    )
-    .await
-    .expect("the adapter connects");
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(adapter.run(async move {
-        let _ = stopped.await;
-    }));
+    let _stop = run_telegram(engine, &telegram).await;
     let chat = 702;
     telegram.send_text(chat, "/start");
     assert!(
@@ -1064,15 +1057,7 @@ async fn a_discord_prospect_sees_the_answer_written_then_the_cited_reply_in_its_
     use closer_tests::fake_discord::{FakeDiscord, APPLICATION_ID, FAKE_TOKEN};
 
     let anythingllm = FakeAnythingLlm::start().await;
-    let engine = engine_with(pool.clone(), &anythingllm, streaming_policy()).await;
-    sync_workspace(
-        engine.store(),
-        &client(&anythingllm),
-        engine.dialog_config(),
-        |_, _, _| {},
-    )
-    .await
-    .expect("the knowledge base is pushed");
+    let engine = synced_engine(pool, &anythingllm, streaming_policy()).await;
     anythingllm.set_chunk_delay(Duration::from_millis(100));
 
     let discord = FakeDiscord::start().await;

@@ -308,19 +308,9 @@ async fn poll(
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).cloned();
-    let response = match query {
-        Err(rejection) => error(rejection.status(), &rejection.body_text()),
-        Ok(Query(query)) if !valid_id(&query.visitor) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "visitor must be 1 to 64 letters, digits, '-' or '_'",
-        ),
-        Ok(Query(query)) => {
-            if state.chat_limiters.polls.check_key(&query.visitor).is_err() {
-                too_many()
-            } else {
-                messages_after(&state, &query.visitor, query.after).await
-            }
-        }
+    let response = match admitted_reader(&state, query) {
+        Err(refused) => refused,
+        Ok(query) => messages_after(&state, &query.visitor, query.after).await,
     };
     cors(&state, origin.as_ref(), response)
 }
@@ -370,6 +360,25 @@ async fn read_messages_after(
     })
 }
 
+/// A visitor's read (a poll or an event stream) with a valid visitor id, within its rate; or
+/// the answer refusing it.
+fn admitted_reader(
+    state: &WebState,
+    query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<PollQuery, Response> {
+    match query {
+        Err(rejection) => Err(error(rejection.status(), &rejection.body_text())),
+        Ok(Query(query)) if !valid_id(&query.visitor) => Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "visitor must be 1 to 64 letters, digits, '-' or '_'",
+        )),
+        Ok(Query(query)) if state.chat_limiters.polls.check_key(&query.visitor).is_err() => {
+            Err(too_many())
+        }
+        Ok(Query(query)) => Ok(query),
+    }
+}
+
 /// How long one event stream lasts before the browser reconnects (with `Last-Event-ID`, so
 /// nothing is lost). Short enough that a graceful shutdown does not wait long for open
 /// streams, long enough to cost far less than polling.
@@ -382,46 +391,36 @@ async fn events(
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let origin = headers.get(header::ORIGIN).cloned();
-    let response = match query {
-        Err(rejection) => error(rejection.status(), &rejection.body_text()),
-        Ok(Query(query)) if !valid_id(&query.visitor) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "visitor must be 1 to 64 letters, digits, '-' or '_'",
-        ),
-        Ok(Query(query)) => {
-            if state.chat_limiters.polls.check_key(&query.visitor).is_err() {
-                too_many()
-            } else {
-                // A reconnecting EventSource says what it saw last.
-                let seen = headers
-                    .get("last-event-id")
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| value.trim().parse::<i64>().ok())
-                    .unwrap_or(0);
-                let feed = Feed {
-                    // Subscribed before the first read, so nothing committed in between is missed.
-                    activity: state.engine.store().subscribe(),
-                    store: state.engine.store().clone(),
-                    visitor: query.visitor,
-                    after: query.after.max(seen),
-                    with_person: None,
-                    until: tokio::time::Instant::now() + STREAM_LIFETIME,
-                };
-                let stream = futures::stream::unfold(feed, |mut feed| async move {
-                    let event = feed.next_event().await?;
-                    Some((Ok::<Event, Infallible>(event), feed))
-                });
-                let mut response = Sse::new(stream)
-                    .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
-                    .into_response();
-                // nginx buffers responses unless told not to; events must pass at once.
-                response
-                    .headers_mut()
-                    .insert("x-accel-buffering", HeaderValue::from_static("no"));
-                response
-            }
-        }
+    let query = match admitted_reader(&state, query) {
+        Ok(query) => query,
+        Err(refused) => return cors(&state, origin.as_ref(), refused),
     };
+    // A reconnecting EventSource says what it saw last.
+    let seen = headers
+        .get("last-event-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let feed = Feed {
+        // Subscribed before the first read, so nothing committed in between is missed.
+        activity: state.engine.store().subscribe(),
+        store: state.engine.store().clone(),
+        visitor: query.visitor,
+        after: query.after.max(seen),
+        with_person: None,
+        until: tokio::time::Instant::now() + STREAM_LIFETIME,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let event = feed.next_event().await?;
+        Some((Ok::<Event, Infallible>(event), feed))
+    });
+    let mut response = Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response();
+    // nginx buffers responses unless told not to; events must pass at once.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
     cors(&state, origin.as_ref(), response)
 }
 

@@ -646,3 +646,28 @@ fn a_note_typed_by_a_person_makes_a_lead_only_with_a_way_to_reach_them() {
         Err(closer_dialog::ManualLeadError::NoContact)
     );
 }
+
+#[test]
+fn a_russian_prospect_answering_with_just_an_email_is_still_answered_in_russian() {
+    let config = config();
+    let steps = run(
+        &config,
+        &[
+            text("Здравствуйте, хочу подключить сеть салонов", None),
+            text("anna.smirnova@example.com", None),
+        ],
+    );
+    let last = steps.last().expect("two steps");
+    assert_eq!(last.state.lang(), Lang::Ru);
+    assert!(
+        count_effects(&steps, |effect| matches!(effect, Effect::CreateLead(_))) == 1,
+        "{steps:#?}"
+    );
+    assert!(
+        last.replies
+            .iter()
+            .all(|reply| reply.text.chars().any(|ch| ('а'..='я').contains(&ch))),
+        "in Russian: {:#?}",
+        last.replies
+    );
+}

@@ -34,10 +34,15 @@ impl Lang {
     /// neither (digits, emoji, a phone number) is `None`, so that the caller
     /// keeps the conversation's language. Product names in Latin inside a
     /// Russian sentence ("интеграция с Ozon") do not flip it: Cyrillic wins
-    /// when it makes at least a quarter of the letters.
+    /// when it makes at least a quarter of the letters. E-mail addresses and links are
+    /// Latin whatever the language, so they do not count: a Russian prospect who answers with
+    /// just their e-mail is still spoken to in Russian.
     pub fn detect(text: &str) -> Option<Lang> {
         let (mut cyrillic, mut latin) = (0usize, 0usize);
-        for ch in text.chars() {
+        let words = text.split_whitespace().filter(|word| {
+            !(word.contains('@') || word.contains("://") || word.starts_with("www."))
+        });
+        for ch in words.flat_map(str::chars) {
             if ('\u{0400}'..='\u{04FF}').contains(&ch) {
                 cyrillic += 1;
             } else if ch.is_ascii_alphabetic() {
@@ -70,6 +75,11 @@ mod tests {
             ("интеграция с Ozon и Wildberries", Some(Lang::Ru)),
             ("how much is the T-60?", Some(Lang::En)),
             ("+7 921 555-12-34", None),
+            ("anna.smirnova@example.com", None),
+            ("+7 921 555-12-34\nanna@example.com", None),
+            ("Анна, почта anna@example.com", Some(Lang::Ru)),
+            ("my e-mail is anna@example.com", Some(Lang::En)),
+            ("смотрите https://example.com/pricing", Some(Lang::Ru)),
             ("", None),
         ];
         for (text, expected) in table {

@@ -80,25 +80,7 @@ impl Store {
                     Some(_) => true,
                     None => false,
                 };
-                sqlx::query(
-                    "INSERT INTO kb_documents
-                         (source, title, lang, audience, tags, format, content, content_hash)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (source) DO UPDATE
-                     SET title = EXCLUDED.title, lang = EXCLUDED.lang, audience = EXCLUDED.audience,
-                         tags = EXCLUDED.tags, format = EXCLUDED.format, content = EXCLUDED.content,
-                         content_hash = EXCLUDED.content_hash, updated_at = now()",
-                )
-                .bind(&doc.source)
-                .bind(&doc.title)
-                .bind(doc.lang.map(Lang::as_str))
-                .bind(doc.audience.as_str())
-                .bind(&doc.tags)
-                .bind(doc.format.as_str())
-                .bind(&doc.content)
-                .bind(&doc.content_hash)
-                .execute(&mut *transaction)
-                .await?;
+                upsert(&mut *transaction, doc).await?;
                 if existed {
                     report.updated.push(doc.source.clone());
                 } else {
@@ -129,28 +111,14 @@ impl Store {
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn put_document(&self, doc: &KnowledgeDocument) -> Result<bool, StoreError> {
-        let inserted: bool = sqlx::query_scalar(
-            "INSERT INTO kb_documents
-                 (source, title, lang, audience, tags, format, content, content_hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (source) DO UPDATE
-             SET title = EXCLUDED.title, lang = EXCLUDED.lang, audience = EXCLUDED.audience,
-                 tags = EXCLUDED.tags, format = EXCLUDED.format, content = EXCLUDED.content,
-                 content_hash = EXCLUDED.content_hash, updated_at = now()
-             RETURNING (xmax = 0)",
-        )
-        .bind(&doc.source)
-        .bind(&doc.title)
-        .bind(doc.lang.map(Lang::as_str))
-        .bind(doc.audience.as_str())
-        .bind(&doc.tags)
-        .bind(doc.format.as_str())
-        .bind(&doc.content)
-        .bind(&doc.content_hash)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        Ok(inserted)
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|error| self.error(error))?;
+        upsert(&mut connection, doc)
+            .await
+            .map_err(|error| self.error(error))
     }
 
     /// Removes one document. Returns whether there was one with that source.
@@ -229,4 +197,31 @@ impl StoredMetadata {
             && self.tags == doc.tags
             && self.format == doc.format.as_str()
     }
+}
+
+/// Stores a document, replacing the one with the same source; returns whether it was new.
+async fn upsert(
+    connection: &mut sqlx::PgConnection,
+    doc: &KnowledgeDocument,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO kb_documents
+             (source, title, lang, audience, tags, format, content, content_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (source) DO UPDATE
+         SET title = EXCLUDED.title, lang = EXCLUDED.lang, audience = EXCLUDED.audience,
+             tags = EXCLUDED.tags, format = EXCLUDED.format, content = EXCLUDED.content,
+             content_hash = EXCLUDED.content_hash, updated_at = now()
+         RETURNING (xmax = 0)",
+    )
+    .bind(&doc.source)
+    .bind(&doc.title)
+    .bind(doc.lang.map(Lang::as_str))
+    .bind(doc.audience.as_str())
+    .bind(&doc.tags)
+    .bind(doc.format.as_str())
+    .bind(&doc.content)
+    .bind(&doc.content_hash)
+    .fetch_one(connection)
+    .await
 }
