@@ -355,7 +355,7 @@ async fn a_permanent_error_stops_shows_its_reason_and_can_be_retried(pool: PgPoo
     // Someone fixes the token and runs `closer leads retry`.
     let prefix = &lead.to_string()[..8];
     assert_eq!(
-        store.lead_ids_starting_with(prefix).await.unwrap(),
+        store.subject_ids_starting_with(prefix).await.unwrap(),
         vec![lead]
     );
     assert_eq!(store.retry_failed_handoffs(lead).await.unwrap(), 1);
@@ -902,6 +902,22 @@ async fn a_task_asked_for_by_hand_becomes_one_bitrix24_task_about_its_lead(pool:
     );
     time.advance(Duration::from_secs(60));
     assert_eq!(worker.run_once().await.unwrap().delivered, 1);
+
+    // `closer leads` lists the task with where its hand-off stands, and finds it by its id.
+    let listing = closer::leads::render_tasks(&store.tasks(10).await.unwrap());
+    assert!(
+        listing.contains("Перезвонить Петру в пятницу")
+            && listing.contains("asked for by anna")
+            && listing.contains("→ bitrix: delivered"),
+        "{listing}"
+    );
+    assert_eq!(
+        store
+            .subject_ids_starting_with(&first.value.id.to_string()[..8])
+            .await
+            .unwrap(),
+        vec![first.value.id]
+    );
 
     let tasks = fake.tasks();
     assert_eq!(tasks.len(), 1, "found by XML_ID, not created again");

@@ -268,14 +268,19 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// The leads whose id starts with `prefix` (as `closer leads` shows them, shortened).
+    /// The leads and tasks whose id starts with `prefix` (as `closer leads` shows them,
+    /// shortened), at most two: one is the match, two say the prefix is too short.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    pub async fn lead_ids_starting_with(&self, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
+    pub async fn subject_ids_starting_with(&self, prefix: &str) -> Result<Vec<Uuid>, StoreError> {
         let pattern = format!("{}%", prefix.to_lowercase().replace(['\\', '%', '_'], ""));
         sqlx::query_scalar(
-            "SELECT id FROM leads WHERE id::text LIKE $1 ORDER BY created_at LIMIT 2",
+            "SELECT id FROM (
+                 SELECT id, created_at FROM leads WHERE id::text LIKE $1
+                 UNION ALL
+                 SELECT id, created_at FROM tasks WHERE id::text LIKE $1
+             ) found ORDER BY created_at LIMIT 2",
         )
         .bind(pattern)
         .fetch_all(&self.pool)

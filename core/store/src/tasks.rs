@@ -2,7 +2,7 @@
 //! (`/closer lead`). Each is stored once per request key, with its hand-off outbox rows in
 //! the same transaction, so a platform's retry of the request creates nothing twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use closer_model::{Channel, NewLead, NewTask, Task};
 use sqlx::Row;
@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::activity::{Activity, ActivityKind};
 use crate::error::StoreError;
 use crate::leads;
-use crate::records::{ConversationRecord, CONVERSATION_COLUMNS};
+use crate::records::{ConversationRecord, OutboxEntry, CONVERSATION_COLUMNS};
 use crate::Store;
 
 /// What a request by hand produced.
@@ -35,6 +35,48 @@ pub(crate) fn task_from_row(row: &sqlx::postgres::PgRow) -> Result<Task, sqlx::E
 }
 
 impl Store {
+    /// The newest `limit` tasks, each with its hand-offs, for `closer leads`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn tasks(&self, limit: i64) -> Result<Vec<(Task, Vec<OutboxEntry>)>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks ORDER BY created_at DESC, id LIMIT $1"
+        ))
+        .bind(limit.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let tasks = rows
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| self.error(error))?;
+        let ids: Vec<Uuid> = tasks.iter().map(|task| task.id).collect();
+        let outbox_rows = sqlx::query(&format!(
+            "SELECT {} FROM handoff_outbox WHERE task_id = ANY($1) ORDER BY id",
+            OutboxEntry::COLUMNS
+        ))
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let mut outbox: HashMap<Uuid, Vec<OutboxEntry>> = HashMap::new();
+        for row in &outbox_rows {
+            let entry = OutboxEntry::from_row(row)?;
+            if let Some(task_id) = entry.task_id {
+                outbox.entry(task_id).or_default().push(entry);
+            }
+        }
+        Ok(tasks
+            .into_iter()
+            .map(|task| {
+                let entries = outbox.remove(&task.id).unwrap_or_default();
+                (task, entries)
+            })
+            .collect())
+    }
+
     /// Stores a task and queues it for each of `targets`, once per `task.key`.
     ///
     /// # Errors
