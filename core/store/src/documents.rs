@@ -80,7 +80,7 @@ impl Store {
                     Some(_) => true,
                     None => false,
                 };
-                upsert(&mut *transaction, doc).await?;
+                upsert(&mut transaction, doc).await?;
                 if existed {
                     report.updated.push(doc.source.clone());
                 } else {
