@@ -309,7 +309,7 @@ async fn poll(
 ) -> Response {
     let origin = headers.get(header::ORIGIN).cloned();
     let response = match admitted_reader(&state, query) {
-        Err(refused) => refused,
+        Err(refused) => *refused,
         Ok(query) => messages_after(&state, &query.visitor, query.after).await,
     };
     cors(&state, origin.as_ref(), response)
@@ -365,15 +365,15 @@ async fn read_messages_after(
 fn admitted_reader(
     state: &WebState,
     query: Result<Query<PollQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<PollQuery, Response> {
+) -> Result<PollQuery, Box<Response>> {
     match query {
-        Err(rejection) => Err(error(rejection.status(), &rejection.body_text())),
-        Ok(Query(query)) if !valid_id(&query.visitor) => Err(error(
+        Err(rejection) => Err(Box::new(error(rejection.status(), &rejection.body_text()))),
+        Ok(Query(query)) if !valid_id(&query.visitor) => Err(Box::new(error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "visitor must be 1 to 64 letters, digits, '-' or '_'",
-        )),
+        ))),
         Ok(Query(query)) if state.chat_limiters.polls.check_key(&query.visitor).is_err() => {
-            Err(too_many())
+            Err(Box::new(too_many()))
         }
         Ok(Query(query)) => Ok(query),
     }
@@ -393,7 +393,7 @@ async fn events(
     let origin = headers.get(header::ORIGIN).cloned();
     let query = match admitted_reader(&state, query) {
         Ok(query) => query,
-        Err(refused) => return cors(&state, origin.as_ref(), refused),
+        Err(refused) => return cors(&state, origin.as_ref(), *refused),
     };
     // A reconnecting EventSource says what it saw last.
     let seen = headers
