@@ -15,5 +15,9 @@ CREATE TABLE reply_drafts (
     PRIMARY KEY (channel, chat_id, inbound_platform_id)
 );
 
--- The platform's id of the draft message a reply replaces by an edit; NULL for a new message.
-ALTER TABLE messages ADD COLUMN replaces_platform_id text;
+-- The platform's id of the draft message a reply replaces by an edit, and when that draft was
+-- first shown (the prospect's first sight of the answer, which the reply-time figures count);
+-- NULL for a new message.
+ALTER TABLE messages
+    ADD COLUMN replaces_platform_id text,
+    ADD COLUMN first_shown_at       timestamptz;

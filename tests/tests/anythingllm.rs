@@ -850,6 +850,14 @@ async fn a_streamed_answer_shows_as_it_is_written_and_its_reply_replaces_the_dra
         .expect("an answer");
     assert!(answer.text.contains("49 USD"), "{answer:?}");
     assert_eq!(answer.citations[0].source, "en-pricing.md");
+    // The reply-time figures count from when the first words were shown.
+    let shown_first: bool = sqlx::query_scalar(
+        "SELECT first_shown_at < created_at FROM messages WHERE replaces_platform_id = 'd0'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the replacing reply");
+    assert!(shown_first);
     let store = Store::from_pool(pool);
     let replies = pending(&store, "s1").await;
     assert_eq!(

@@ -31,7 +31,8 @@ pub struct Funnel {
 }
 
 /// Reply time percentiles of one channel, in seconds, from the prospect's message to the
-/// first reply's delivery (or its commit, on channels that show replies at once).
+/// first reply's delivery (or its commit, on channels that show replies at once; or the first
+/// words of a streamed answer, shown as a draft before the reply took its place).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplyTimes {
     pub channel: String,
@@ -154,7 +155,7 @@ impl Store {
                     percentile_cont(0.95) WITHIN GROUP (ORDER BY secs) AS p95, count(*) AS n
              FROM (
                  SELECT i.channel, GREATEST(0, EXTRACT(EPOCH FROM
-                        min(COALESCE(o.delivered_at, o.created_at))
+                        min(COALESCE(o.first_shown_at, o.delivered_at, o.created_at))
                         - COALESCE((i.payload->>'received_at')::timestamptz, i.created_at)))::float8
                         AS secs
                  FROM messages i JOIN messages o ON o.reply_to = i.id

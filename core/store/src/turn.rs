@@ -210,14 +210,21 @@ impl Turn {
         .await
         .map_err(|error| store.error(error))?;
         if draft.is_some() {
-            // The reply row carries the draft from now on.
+            // The reply row carries the draft from now on, and when it was first shown.
             sqlx::query(
-                "DELETE FROM reply_drafts
-                 WHERE channel = $1 AND chat_id = $2 AND inbound_platform_id = $3",
+                "WITH shown AS (
+                     DELETE FROM reply_drafts
+                     WHERE channel = $1 AND chat_id = $2 AND inbound_platform_id = $3
+                     RETURNING created_at
+                 )
+                 UPDATE messages SET first_shown_at = shown.created_at
+                 FROM shown
+                 WHERE messages.reply_to = $4 AND messages.replaces_platform_id IS NOT NULL",
             )
             .bind(conversation.channel.as_str())
             .bind(&conversation.chat_id)
             .bind(&inbound_platform_id)
+            .bind(inbound_message_id)
             .execute(&mut *transaction)
             .await
             .map_err(|error| store.error(error))?;
