@@ -126,10 +126,7 @@ impl DiscordTransport {
 #[async_trait]
 impl Transport for DiscordTransport {
     type Part = Part;
-
-    fn channel(&self) -> Channel {
-        Channel::Discord
-    }
+    const CHANNEL: Channel = Channel::Discord;
 
     /// Forgets idle channels' pacing and expired interactions.
     fn sweep(&self) {

@@ -132,10 +132,7 @@ impl SlackTransport {
 #[async_trait]
 impl Transport for SlackTransport {
     type Part = Part;
-
-    fn channel(&self) -> Channel {
-        Channel::Slack
-    }
+    const CHANNEL: Channel = Channel::Slack;
 
     /// Forgets channels whose gap has passed.
     fn sweep(&self) {

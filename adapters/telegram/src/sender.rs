@@ -104,10 +104,7 @@ impl Deref for Sender {
 #[async_trait]
 impl Transport for TelegramTransport {
     type Part = Part;
-
-    fn channel(&self) -> Channel {
-        Channel::Telegram
-    }
+    const CHANNEL: Channel = Channel::Telegram;
 
     /// Forgets chats whose pacing state has expired.
     fn sweep(&self) {

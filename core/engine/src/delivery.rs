@@ -58,10 +58,11 @@ pub trait Transport: Send + Sync + 'static {
     type Part: Send + Sync;
 
     /// The channel whose pending replies this transport delivers.
-    fn channel(&self) -> Channel;
+    const CHANNEL: Channel;
 
-    /// Renders a pending reply into the messages it becomes; `first` is true for the first
-    /// reply a worker delivers after being kicked (the first the prospect sees of a turn).
+    /// Renders a pending reply into the messages it becomes; `first` is true while nothing
+    /// has gone out since the worker was kicked (this is the first the prospect sees of a
+    /// turn, e.g. the reply to mention the prospect in).
     ///
     /// # Errors
     /// The reason the reply can never be delivered (e.g. a chat id that is not the
@@ -175,7 +176,7 @@ impl<T: Transport> Delivery<T> {
     /// Kicks every chat with replies left pending, e.g. by a crash; retries until the store
     /// answers.
     pub async fn resume(&self) {
-        let channel = self.inner.transport.channel();
+        let channel = T::CHANNEL;
         let mut delay = Duration::from_millis(500);
         loop {
             match self.inner.store.chats_with_pending_replies(channel).await {
@@ -198,7 +199,7 @@ impl<T: Transport> Delivery<T> {
     }
 
     async fn drain(&self, chat_id: String) {
-        let channel = self.inner.transport.channel();
+        let channel = T::CHANNEL;
         let mut store_delay = Duration::from_millis(200);
         // The first message a worker sends is the first reply the prospect sees of a turn.
         let mut first = true;
@@ -237,7 +238,7 @@ impl<T: Transport> Delivery<T> {
 
     /// Sends one reply (one or more messages) and records the outcome.
     async fn deliver(&self, pending: PendingReply, first: &mut bool) {
-        let channel = self.inner.transport.channel();
+        let channel = T::CHANNEL;
         let chat_id = pending.chat_id.as_str();
         let parts = match self.inner.transport.render(&pending, *first) {
             Ok(parts) => parts,
@@ -335,7 +336,7 @@ impl<T: Transport> Delivery<T> {
         F: Fn(Store) -> Fut,
         Fut: Future<Output = Result<(), StoreError>>,
     {
-        let channel = self.inner.transport.channel();
+        let channel = T::CHANNEL;
         let mut delay = Duration::from_millis(200);
         for _ in 0..30 {
             match write(self.inner.store.clone()).await {
