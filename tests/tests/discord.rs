@@ -430,7 +430,7 @@ async fn a_429_is_honoured_and_the_order_kept(pool: PgPool) {
             .discord
             .sender()
             .stats()
-            .rate_limited
+            .retry_after
             .load(std::sync::atomic::Ordering::Relaxed),
         2
     );

@@ -11,6 +11,8 @@
 //!   prospect, handing it back, and creating tasks and leads by hand.
 //! - [`answers`]: a remote answer source (AnythingLLM) asked before the transaction, behind a
 //!   deadline and a circuit breaker, with the built-in retriever as the fallback.
+//! - [`delivery`]: pending replies delivered from the store, one loop for every channel that
+//!   delivers that way; a channel implements [`Transport`] (render a reply, send one part).
 //! - [`drafts`]: a streamed answer shown as it is written, in a message the channel edits.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
 //! - [`team_questions`]: the sales team's questions, answered from every document without the
@@ -27,12 +29,14 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 pub mod answers;
+pub mod delivery;
 pub mod drafts;
 pub mod kb_sync;
 mod team;
 pub mod team_questions;
 
 pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
+pub use delivery::{Delivery, DeliveryStats, SendError, Transport};
 pub use drafts::{DraftError, Drafts};
 pub use team::ManualLead;
 
