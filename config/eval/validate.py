@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-# Checks the second evaluation set: every line parses, every source exists in config/kb, every
-# expect_all string of an answerable question appears (normalised as /work/shared/eval/README.md says)
-# in each cited source, interest words come from the prospect's own turns, and contacts are well formed.
+# Checks an evaluation set: every line parses, every source exists in its kb, every expect_all
+# string of an answerable question appears (normalised as /work/shared/eval/README.md says) in each
+# cited source, interest words come from the prospect's own turns, and contacts are well formed.
+# Usage: validate.py [KB QUESTIONS DIALOGS]; without arguments, the demo set (config/kb, config/eval).
 import json, re, os, sys, collections
 base=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-kb=os.path.join(base,'kb')
+kb, questions, dialogs = sys.argv[1:4] if len(sys.argv) == 4 else (
+    os.path.join(base,'kb'), os.path.join(base,'eval/questions.jsonl'), os.path.join(base,'eval/dialogs.jsonl'))
 def norm(s): return re.sub(r'[^\w]|_','',s.lower().replace('ё','е'))
 texts={f:norm(open(os.path.join(kb,f),encoding='utf-8').read()) for f in os.listdir(kb)}
 bad=0
-qs=[json.loads(l) for l in open(os.path.join(base,'eval/questions.jsonl'),encoding='utf-8')]
+qs=[json.loads(l) for l in open(questions,encoding='utf-8')]
 ids=collections.Counter(q['id'] for q in qs)
 assert all(v==1 for v in ids.values()), ids
 for q in qs:
@@ -29,7 +31,7 @@ for q in qs:
             if not any(norm(e) in texts[s] for s in q['sources']): print('  note: %s expect_any %r in no source'%(q['id'],e))
 print(len(qs),'questions', sorted(collections.Counter((q['lang'],q['kind']) for q in qs).items()))
 print(collections.Counter(q['lang'] for q in qs), collections.Counter(q['kind'] for q in qs))
-ds=[json.loads(l) for l in open(os.path.join(base,'eval/dialogs.jsonl'),encoding='utf-8')]
+ds=[json.loads(l) for l in open(dialogs,encoding='utf-8')]
 assert len(set(d['id'] for d in ds))==len(ds)
 for d in ds:
     ex=d['expect']; allturns=norm(' '.join(d['turns']))

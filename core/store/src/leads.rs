@@ -184,21 +184,7 @@ impl Store {
             .map(lead_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<Uuid> = leads.iter().map(|lead| lead.id).collect();
-        let outbox_rows = sqlx::query(&format!(
-            "SELECT {} FROM handoff_outbox WHERE lead_id = ANY($1) ORDER BY id",
-            OutboxEntry::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        let mut outbox: HashMap<Uuid, Vec<OutboxEntry>> = HashMap::new();
-        for row in &outbox_rows {
-            let entry = OutboxEntry::from_row(row)?;
-            if let Some(lead_id) = entry.lead_id {
-                outbox.entry(lead_id).or_default().push(entry);
-            }
-        }
+        let mut outbox = self.handoffs_of(&ids).await?;
         Ok(leads
             .into_iter()
             .map(|lead| {
@@ -206,5 +192,29 @@ impl Store {
                 (lead, entries)
             })
             .collect())
+    }
+
+    /// The hand-offs of these leads or tasks, by the lead's or task's id, oldest first.
+    pub(crate) async fn handoffs_of(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Vec<OutboxEntry>>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM handoff_outbox
+             WHERE lead_id = ANY($1) OR task_id = ANY($1) ORDER BY id",
+            OutboxEntry::COLUMNS
+        ))
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        let mut outbox: HashMap<Uuid, Vec<OutboxEntry>> = HashMap::new();
+        for row in &rows {
+            let entry = OutboxEntry::from_row(row)?;
+            if let Some(subject) = entry.lead_id.or(entry.task_id) {
+                outbox.entry(subject).or_default().push(entry);
+            }
+        }
+        Ok(outbox)
     }
 }

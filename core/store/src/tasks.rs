@@ -2,7 +2,7 @@
 //! (`/closer lead`). Each is stored once per request key, with its hand-off outbox rows in
 //! the same transaction, so a platform's retry of the request creates nothing twice.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use closer_model::{Channel, NewLead, NewTask, Task};
 use sqlx::Row;
@@ -53,21 +53,7 @@ impl Store {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|error| self.error(error))?;
         let ids: Vec<Uuid> = tasks.iter().map(|task| task.id).collect();
-        let outbox_rows = sqlx::query(&format!(
-            "SELECT {} FROM handoff_outbox WHERE task_id = ANY($1) ORDER BY id",
-            OutboxEntry::COLUMNS
-        ))
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|error| self.error(error))?;
-        let mut outbox: HashMap<Uuid, Vec<OutboxEntry>> = HashMap::new();
-        for row in &outbox_rows {
-            let entry = OutboxEntry::from_row(row)?;
-            if let Some(task_id) = entry.task_id {
-                outbox.entry(task_id).or_default().push(entry);
-            }
-        }
+        let mut outbox = self.handoffs_of(&ids).await?;
         Ok(tasks
             .into_iter()
             .map(|task| {
