@@ -42,33 +42,27 @@ pub fn knowledge_query(config: &DialogConfig, text: &str, lang: Lang) -> String 
 
 /// The knowledge-base queries to try for a message, in order, until one finds a good answer.
 ///
-/// A message that raises no objection is searched as it is. An objection is the company's
-/// objection-handling guide's business: its sections are headed by the objection in some
-/// company's words («Дорого», "We already use another service"), so the playbook's `search`
-/// words for the kind (its meaning, in several usual wordings) find the section best when they
-/// are searched alone; the prospect's own words, full of talk ("honestly", "for us"), only
-/// dilute them. A message that also asks something ("how long does moving take?") is a
-/// question first: its own words, with the search words and then alone, come before the
-/// guide's section, so that a factual answer is never replaced by the general one.
+/// A message that raises no objection is searched as it is. An objection is searched with
+/// the playbook's `search` words for it added (so that the company's objection-handling guide
+/// is found), then in the prospect's own words alone (the search words can dilute a question
+/// that merely sounds like an objection), and last with the kind's search words alone: the
+/// prospect's talk ("honestly", "for us") can sink both others, and an answer from the
+/// company's guide is better than the playbook's text without facts.
 pub fn knowledge_queries(config: &DialogConfig, text: &str, lang: Lang) -> Vec<String> {
     let kinds = detect_objections(config, text, lang);
-    let searches: Vec<&str> = config
+    let first_search = config
         .objections
         .iter()
         .filter(|rule| kinds.contains(&rule.kind))
-        .filter_map(|rule| rule.search.as_ref().map(|search| search.get(lang)))
-        .collect();
-    let Some(first_search) = searches.first() else {
+        .find_map(|rule| rule.search.as_ref().map(|search| search.get(lang)));
+    let Some(first_search) = first_search else {
         return vec![text.to_owned()];
     };
-    let combined = knowledge_query(config, text, lang);
-    let normalised = normalise(&bounded(text));
-    let asks = is_question(config, text, &normalised, lang);
-    let mut queries = if asks {
-        vec![combined, text.to_owned(), (*first_search).to_owned()]
-    } else {
-        vec![(*first_search).to_owned(), combined, text.to_owned()]
-    };
+    let mut queries = vec![
+        knowledge_query(config, text, lang),
+        text.to_owned(),
+        first_search.to_owned(),
+    ];
     queries.dedup();
     queries
 }

@@ -600,7 +600,7 @@ fn an_objection_adds_the_playbook_search_words_to_the_knowledge_query() {
         (
             "too pricey for us",
             Lang::En,
-            "too pricey for us. too expensive, high price, cheaper",
+            "too pricey for us. too expensive, price",
         ),
         ("какие у вас тарифы?", Lang::Ru, "какие у вас тарифы?"),
     ];
@@ -673,23 +673,17 @@ fn a_russian_prospect_answering_with_just_an_email_is_still_answered_in_russian(
 }
 
 #[test]
-fn an_objection_searches_the_objection_guide_before_the_prospects_talk() {
+fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
     let config = config();
-    // A bare objection: the kind's search words alone first (they find the guide's section
-    // whatever the company called it), then with the prospect's words, then the words alone.
+    // With the search words, then the prospect's words, then the kind's search words alone.
     assert_eq!(
         closer_dialog::knowledge_queries(&config, "honestly its too expensive for us", Lang::En),
         vec![
-            "too expensive, high price, cheaper".to_owned(),
-            "honestly its too expensive for us. too expensive, high price, cheaper".to_owned(),
+            "honestly its too expensive for us. too expensive, price".to_owned(),
             "honestly its too expensive for us".to_owned(),
+            "too expensive, price".to_owned(),
         ]
     );
-    // An objection that asks something is a question first: its own words come first.
-    let asks = "сколько займет переезд с другой платформы?";
-    let queries = closer_dialog::knowledge_queries(&config, asks, Lang::Ru);
-    assert!(queries[0].starts_with(asks), "{queries:?}");
-    assert_eq!(queries[1], asks);
     // No objection: the message as it is.
     assert_eq!(
         closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru),

@@ -292,9 +292,9 @@ impl Engine {
         inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
             let knowledge = self.knowledge();
-            // An objection is searched with the playbook's words for it (alone, or after the
-            // prospect's own words when the message also asks something); the first query
-            // that finds a good answer wins (`closer_dialog::knowledge_queries`).
+            // An objection is searched with the playbook's words for it, then in the prospect's
+            // own words, then with the playbook's words alone; the first query that finds a
+            // good answer wins (`closer_dialog::knowledge_queries`).
             closer_dialog::knowledge_queries(&self.dialog, text, lang)
                 .iter()
                 .find_map(|query| knowledge.answer(query, lang, AudienceFilter::PublicOnly))
