@@ -62,7 +62,7 @@ impl Phrase {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatternsRaw {
     ru: Vec<String>,
@@ -267,6 +267,9 @@ struct DetectRaw {
     contact_refusal: PatternsRaw,
     question: PatternsRaw,
     need: PatternsRaw,
+    /// Left out: no message is taken for a statement about the prospect.
+    #[serde(default)]
+    statement: PatternsRaw,
 }
 
 /// Recognisers of the prospect's intents, from the playbook.
@@ -285,6 +288,9 @@ pub struct Detectors {
     pub question: Patterns,
     /// A statement of what the prospect needs ("нужен ТСД", "looking for a WMS").
     pub need: Patterns,
+    /// The prospect speaking of themselves ("у нас", "мы", "we", "our"): a message that does
+    /// this and asks nothing is a statement to acknowledge, never a question to decline.
+    pub statement: Patterns,
 }
 
 /// The whole playbook, validated.
@@ -366,6 +372,7 @@ impl DialogConfig {
             contact_refusal: compile(&detect.contact_refusal, "contact_refusal")?,
             question: compile(&detect.question, "question")?,
             need: compile(&detect.need, "need")?,
+            statement: compile(&detect.statement, "statement")?,
         };
 
         Ok(DialogConfig {

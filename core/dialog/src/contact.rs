@@ -72,6 +72,14 @@ static NAME_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     .expect("the name marker pattern is valid")
 });
 
+/// Markers by which the prospect introduces themselves ("I'm", "я —"): at the start of a
+/// clause, the capitalised word after one is their name even when it is no common first name
+/// ("I'm Aigerim"), unless it is a common word ("I'm Interested").
+static INTRODUCTION_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:i\s+am|i['’]m|я\s*[:\-—])")
+        .expect("the introduction marker pattern is valid")
+});
+
 /// Markers after which the words are certainly a name, even a single unknown word.
 static STRONG_NAME_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)(?:меня\s+зовут|зовут\s+меня|мо[её]\s+имя|my\s+name\s+is|name\s+is)")
@@ -159,6 +167,9 @@ const FIRST_NAMES: &[&str] = &[
 const SURNAME_ENDINGS: &[&str] = &[
     "ов", "ев", "ёв", "ин", "ын", "ова", "ева", "ёва", "ина", "ына", "ский", "ская", "цкий",
     "цкая", "ой", "ич", "енко", "ко", "ук", "юк", "ян", "дзе", "швили", "ых", "их",
+    // The same surnames written in Latin letters: "Sadykov", "Ivanova", "Kowalsky".
+    "ov", "ev", "ova", "eva", "in", "ina", "sky", "skiy", "skaya", "enko", "yan", "dze",
+    "shvili", "uly", "kyzy",
 ];
 
 /// Words that start a sentence or label a field: never a name or a company on their own.
@@ -176,6 +187,12 @@ const NOT_NAMES: &[&str] = &[
     "email", "phone", "tel", "mail", "number", "perfect", "good", "excellent", "deal", "sounds",
     "let", "lets", "let's", "regards", "best", "cheers", "ceo", "cfo", "manager", "director",
     "tomorrow", "today", "also", "and", "but", "or", "i", "i'm", "it", "this",
+    // Words that follow "I'm" capitalised without being a name.
+    "interested", "looking", "just", "not", "here", "new", "glad", "happy", "from", "in", "at",
+    "with", "the", "a", "an", "head", "owner", "founder", "responsible", "calling", "writing",
+    "still", "back", "done", "afraid", "wondering", "thinking", "trying", "going", "planning",
+    "тут", "здесь", "рад", "рада", "из", "не", "владелец", "владелица", "основатель",
+    "основательница", "руководитель", "администратор", "админ",
 ];
 
 /// Words that mark a company rather than a person: "Balt Logistics", "HomeGoods Market".
@@ -184,6 +201,11 @@ const COMPANY_WORDS: &[&str] = &[
     "logistics", "market", "foods", "food", "group", "trade", "trading", "inc", "llc", "ltd",
     "company", "shop", "store", "systems", "solutions", "service", "services", "holding",
     "логистик", "логистика", "групп", "трейд", "маркет", "сервис", "холдинг", "торг", "строй",
+    // Kinds of organisation: "Steppe University", "BrightMind Academy", "Школа Рисования".
+    "university", "academy", "school", "college", "institute", "studio", "agency", "bank",
+    "center", "centre", "clinic", "lab", "labs", "consulting", "partners", "media", "corp",
+    "foundation", "университет", "академия", "школа", "институт", "колледж", "фонд", "центр",
+    "студия", "клиника", "агентство", "лаборатория", "банк",
 ];
 
 fn lower(word: &str) -> String {
@@ -217,6 +239,35 @@ fn is_patronymic(word: &str) -> bool {
 
 fn is_not_name(word: &str) -> bool {
     NOT_NAMES.contains(&lower(word).trim_matches(|ch: char| !ch.is_alphanumeric()))
+}
+
+/// A capitalised word that may be a name nobody listed ("Aigerim", "Daniyar"): letters only,
+/// not written in capitals (an abbreviation), not a common word, not a kind of company.
+fn looks_like_unlisted_name(word: &str) -> bool {
+    let letters = word.chars().filter(|ch| ch.is_alphabetic()).count();
+    letters >= 2
+        && is_capitalised(word)
+        && word
+            .chars()
+            .all(|ch| ch.is_alphabetic() || matches!(ch, '-' | '\'' | '’'))
+        && !word.chars().skip(1).any(char::is_uppercase)
+        && !is_not_name(word)
+        && !is_company_word(word)
+}
+
+/// Whether `position` of `text` starts a clause: nothing but punctuation before it.
+fn starts_clause(text: &str, position: usize) -> bool {
+    text.get(..position)
+        .unwrap_or_default()
+        .trim_end()
+        .chars()
+        .last()
+        .is_none_or(|ch| {
+            matches!(
+                ch,
+                '.' | ',' | '!' | '?' | ';' | ':' | '\n' | '(' | '—' | '–' | '-'
+            )
+        })
 }
 
 fn is_company_word(word: &str) -> bool {
@@ -280,7 +331,18 @@ pub fn extract_contact(text: &str) -> ContactUpdate {
         let second_is_surname = words
             .get(1)
             .is_some_and(|word| !is_not_name(word) && !is_company_word(word));
-        let plausible = strong || is_first_name(first) || (second_is_surname && carries_contact);
+        // "I'm Aigerim", "ok. This is Kofi, kofi@…": at the start of a clause, an introduction
+        // (or any marker, in a message with contact details) names the prospect whatever the
+        // name is; elsewhere ("this is Moodle") only a known first name counts.
+        let marker_text = &whole.as_str()[..name.start() - whole.start()];
+        let introduces = INTRODUCTION_MARKER.is_match(marker_text);
+        let unlisted_name = looks_like_unlisted_name(first)
+            && starts_clause(&blanked, whole.start())
+            && (introduces || carries_contact);
+        let plausible = strong
+            || is_first_name(first)
+            || (second_is_surname && carries_contact)
+            || unlisted_name;
         if !plausible {
             continue;
         }
@@ -596,6 +658,13 @@ fn fill_from_segments(blanked: &str, company_span: Option<&str>, update: &mut Co
                     4
                 }
                 [_, second] if looks_like_surname(second) => 3,
+                // "Kofi Mensah, Accra Labs, …": two capitalised words that are no company,
+                // the first such part of a contact line, are a name nobody listed.
+                [first, second]
+                    if looks_like_unlisted_name(first) && looks_like_unlisted_name(second) =>
+                {
+                    1
+                }
                 [first] if is_first_name(first) => 2,
                 [first, second] if is_first_name(second) && looks_like_surname(first) => 3,
                 // "Петров Иван Сергеевич", "Иван Сергеевич Петров": with a patronymic.
@@ -747,6 +816,25 @@ mod tests {
             ("меня зовут иван петров", "name=Иван Петров phone=- email=- company=-"),
             ("иван, 89161234567", "name=Иван phone=+79161234567 email=- company=-"),
             ("у нас 3 склада, 300 заказов в день", "name=- phone=- email=- company=-"),
+            // Names nobody listed, after an introduction or in a contact line.
+            (
+                "ok maybe. I'm Aigerim, call me on +7 701 234 56 78",
+                "name=Aigerim phone=+77012345678 email=- company=-",
+            ),
+            ("Hi, I'm Kofi from Accra Labs", "name=Kofi phone=- email=- company=Accra Labs"),
+            ("Я — Айгерим, пишу по поводу тарифов", "name=Айгерим phone=- email=- company=-"),
+            (
+                "sure: Daniyar Sadykov, Steppe University, daniyar.s@steppe-uni.kz",
+                "name=Daniyar Sadykov phone=- email=daniyar.s@steppe-uni.kz company=Steppe University",
+            ),
+            (
+                "Kwame Mensah, Gold Coast Traders, kwame@gct.com",
+                "name=Kwame Mensah phone=- email=kwame@gct.com company=Gold Coast Traders",
+            ),
+            // Not names: a common word after "I'm", a product after "this is".
+            ("I'm Interested in the Business plan", "name=- phone=- email=- company=-"),
+            ("is this Moodle-compatible?", "name=- phone=- email=- company=-"),
+            ("we compared it and this is Canvas all over", "name=- phone=- email=- company=-"),
             ("", "name=- phone=- email=- company=-"),
             ("🙂🙂🙂", "name=- phone=- email=- company=-"),
         ];

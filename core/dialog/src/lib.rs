@@ -24,4 +24,4 @@ pub use step::{
     step, Effect, Input, Step, HANDOFF_PAYLOAD, MAX_REPLY_CHARS, RATING_PAYLOAD_PREFIX,
 };
 pub use summary::{lead_from_note, ManualLeadError};
-pub use understand::{detect_objections, knowledge_query};
+pub use understand::{detect_objections, knowledge_queries, knowledge_query};

@@ -398,6 +398,24 @@ impl Turn<'_> {
                 self.request_contact();
             }
             Main::ContactOnly
+        } else if !question && knowledge.is_none() && detect.statement.is_match(&normalised, lang) {
+            // "у нас онлайн-школа, сидим на …": the prospect told about themselves and asked
+            // nothing, so "I don't know" would answer a question nobody asked. It is context
+            // for the sales team (kept as the need when none is known yet); the dialog goes on.
+            let need_key = "need";
+            if !self.state.qualification.contains_key(need_key)
+                && config
+                    .qualification
+                    .iter()
+                    .any(|question| question.key == need_key)
+            {
+                self.state
+                    .qualification
+                    .insert(need_key.to_owned(), truncate_words(text.trim(), 119));
+            }
+            let text = self.render(&config.phrases.need_acknowledged);
+            self.replies.push(Reply::new(ReplyKind::Prompt, text));
+            Main::NeedAcknowledged
         } else {
             self.answer_or_decline(knowledge)
         };

@@ -40,6 +40,33 @@ pub fn knowledge_query(config: &DialogConfig, text: &str, lang: Lang) -> String 
     query
 }
 
+/// The knowledge-base queries to try for a message, in order, until one finds a good answer.
+///
+/// A message that raises no objection is searched as it is. An objection is searched with
+/// the playbook's `search` words for it added (so that the company's objection-handling guide
+/// is found), then in the prospect's own words alone (the search words can dilute a question
+/// that merely sounds like an objection), and last with the kind's search words alone: the
+/// prospect's talk ("honestly", "for us") can sink both others, and an answer from the
+/// company's guide is better than the playbook's text without facts.
+pub fn knowledge_queries(config: &DialogConfig, text: &str, lang: Lang) -> Vec<String> {
+    let kinds = detect_objections(config, text, lang);
+    let first_search = config
+        .objections
+        .iter()
+        .filter(|rule| kinds.contains(&rule.kind))
+        .find_map(|rule| rule.search.as_ref().map(|search| search.get(lang)));
+    let Some(first_search) = first_search else {
+        return vec![text.to_owned()];
+    };
+    let mut queries = vec![
+        knowledge_query(config, text, lang),
+        text.to_owned(),
+        first_search.to_owned(),
+    ];
+    queries.dedup();
+    queries
+}
+
 /// The first characters of a message: enough to understand it, and it keeps matching fast
 /// on a pasted 10k-character text.
 pub fn bounded(text: &str) -> String {

@@ -671,3 +671,145 @@ fn a_russian_prospect_answering_with_just_an_email_is_still_answered_in_russian(
         last.replies
     );
 }
+
+#[test]
+fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
+    let config = config();
+    // With the search words, then the prospect's words, then the kind's search words alone.
+    assert_eq!(
+        closer_dialog::knowledge_queries(&config, "honestly its too expensive for us", Lang::En),
+        vec![
+            "honestly its too expensive for us. too expensive, price".to_owned(),
+            "honestly its too expensive for us".to_owned(),
+            "too expensive, price".to_owned(),
+        ]
+    );
+    // No objection: the message as it is.
+    assert_eq!(
+        closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru),
+        vec!["какие у вас тарифы?".to_owned()]
+    );
+}
+
+#[test]
+fn broader_objection_phrasings_are_recognised() {
+    use ObjectionKind::*;
+    let config = config();
+    let table: &[(&str, Lang, &[ObjectionKind])] = &[
+        ("we are on Canvas at the moment", Lang::En, &[Competitor]),
+        ("We use Teachable for our courses", Lang::En, &[Competitor]),
+        ("we're moving from another vendor", Lang::En, &[Competitor]),
+        ("мы сидим на Тильде", Lang::Ru, &[Competitor]),
+        (
+            "пользуемся битриксом, всё устраивает",
+            Lang::Ru,
+            &[Competitor],
+        ),
+        ("мы на getcourse", Lang::Ru, &[Competitor]),
+        ("думаем перейти с текущей системы", Lang::Ru, &[Competitor]),
+        ("I will pass this on to my boss", Lang::En, &[Authority]),
+        (
+            "researching options for my director",
+            Lang::En,
+            &[Authority],
+        ),
+        ("our CEO needs to approve it", Lang::En, &[Authority]),
+        ("покажу руководству и вернусь", Lang::Ru, &[Authority]),
+        ("подбираю для директора", Lang::Ru, &[Authority]),
+        ("решаю не я", Lang::Ru, &[Authority]),
+        ("напишу вам позже", Lang::Ru, &[Timing]),
+        ("not a priority right now", Lang::En, &[Timing]),
+        // Not objections.
+        ("can we use it on mobile?", Lang::En, &[]),
+        ("how do we use the api", Lang::En, &[]),
+        ("мы на связи", Lang::Ru, &[]),
+        ("работаем в Казани", Lang::Ru, &[]),
+    ];
+    for (message, lang, expected) in table {
+        assert_eq!(
+            detect_objections(&config, message, *lang),
+            expected.to_vec(),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn closing_phrases_are_small_talk() {
+    let config = config();
+    for message in [
+        "thanks, thats all for now",
+        "thank you, that's it",
+        "no more questions, bye",
+        "ok I'm all set, thanks",
+        "спасибо, больше вопросов нет",
+        "спасибо, это всё",
+        "вопросов больше нет, спасибо",
+        "на этом всё, до свидания",
+        "пока",
+    ] {
+        let result = step(
+            &config,
+            DialogState::default(),
+            &text(message, Some("Тариф Бизнес стоит 12 900 ₽ в месяц.")),
+        );
+        let kinds: Vec<ReplyKind> = result.replies.iter().map(|reply| reply.kind).collect();
+        assert_eq!(kinds, vec![ReplyKind::Smalltalk], "{message}");
+        assert!(result.replies[0].citations.is_empty(), "{message}");
+    }
+    // A thanks followed by a real request is not a goodbye.
+    let result = step(
+        &config,
+        DialogState::default(),
+        &text("спасибо, а что по интеграциям нет ничего?", None),
+    );
+    assert_eq!(result.replies[0].kind, ReplyKind::Declined);
+}
+
+#[test]
+fn a_statement_that_asks_nothing_is_acknowledged_not_declined() {
+    let config = config();
+    for message in [
+        "у нас небольшое агентство, ведём всё в таблицах",
+        "we run a small design studio with a shared inbox",
+    ] {
+        let result = step(&config, DialogState::default(), &text(message, None));
+        let kinds: Vec<ReplyKind> = result.replies.iter().map(|reply| reply.kind).collect();
+        assert!(
+            !kinds.contains(&ReplyKind::Declined),
+            "{message}: {kinds:?}"
+        );
+        assert_eq!(kinds.first(), Some(&ReplyKind::Prompt), "{message}");
+        // Kept as the need, so it is not asked again.
+        assert!(result.state.qualification.contains_key("need"), "{message}");
+    }
+    // A question the knowledge base cannot answer is still declined.
+    for message in ["у вас есть сертификат iso?", "дайте личный номер директора"]
+    {
+        let result = step(&config, DialogState::default(), &text(message, None));
+        assert_eq!(result.replies[0].kind, ReplyKind::Declined, "{message}");
+    }
+}
+
+#[test]
+fn the_scale_question_fits_any_business() {
+    let config = config();
+    let volume = config
+        .qualification
+        .iter()
+        .find(|question| question.key == "volume")
+        .expect("the playbook asks for the scale");
+    for lang in [Lang::Ru, Lang::En] {
+        let question = config.render(&volume.question, lang, None).to_lowercase();
+        for word in ["склад", "точ", "warehouse", "location"] {
+            assert!(!question.contains(word), "{question}");
+        }
+    }
+    // The answer is recognised in any business's units.
+    let result = step(
+        &config,
+        DialogState::default(),
+        &text("у нас около 600 учеников", None),
+    );
+    assert!(result.state.qualification.contains_key("volume"));
+}

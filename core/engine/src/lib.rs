@@ -296,17 +296,12 @@ impl Engine {
         inbound.content.text().and_then(|text| {
             let lang = Lang::detect(text).unwrap_or(state.lang());
             let knowledge = self.knowledge();
-            // An objection searches with the playbook's words for it first; when that finds
-            // nothing (the words can dilute a question that merely sounds like an objection),
-            // the prospect's own words still get their answer.
-            let query = closer_dialog::knowledge_query(&self.dialog, text, lang);
-            knowledge
-                .answer(&query, lang, AudienceFilter::PublicOnly)
-                .or_else(|| {
-                    (query != text)
-                        .then(|| knowledge.answer(text, lang, AudienceFilter::PublicOnly))
-                        .flatten()
-                })
+            // An objection is searched with the playbook's words for it, then in the prospect's
+            // own words, then with the playbook's words alone; the first query that finds a
+            // good answer wins (`closer_dialog::knowledge_queries`).
+            closer_dialog::knowledge_queries(&self.dialog, text, lang)
+                .iter()
+                .find_map(|query| knowledge.answer(query, lang, AudienceFilter::PublicOnly))
         })
     }
 
