@@ -84,7 +84,8 @@ pub(crate) async fn show(
             None
         });
     let mut shown = String::new();
-    let mut last_shown = Instant::now().checked_sub(interval);
+    // Nothing shown yet: the first words go out at once.
+    let mut last_shown: Option<Instant> = None;
     loop {
         if text.changed().await.is_err() {
             break;
