@@ -140,3 +140,69 @@ async fn a_question_that_mentions_a_time_is_answered_not_taken_for_an_objection(
     assert_eq!(reply.kind, ReplyKind::Answer, "{reply:?}");
     assert!(reply.text.contains("30 дней"), "{reply:?}");
 }
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_panic_or_a_repeating_failure_is_dead_lettered_and_the_database_away_waited_out(
+    pool: PgPool,
+) {
+    use closer_engine::{EngineError, Guard, Verdict};
+    use closer_model::Channel;
+    use closer_store::Store;
+
+    let store = Store::from_pool(pool.clone());
+    let guard = Guard::new(store.clone(), Channel::Discord);
+
+    let panicked = guard
+        .handle("u1", || "{\"raw\":1}".to_owned(), async {
+            let empty: Vec<u8> = Vec::new();
+            // An index out of bounds, as a byte offset of another string once was.
+            let _ = empty[usize::from(empty.is_empty())];
+            Ok(())
+        })
+        .await;
+    assert_eq!(panicked, Verdict::DeadLettered);
+
+    let failing = || async { Err(EngineError::Rejected("cannot be processed".to_owned())) };
+    for attempt in 1..closer_engine::poison::ATTEMPTS {
+        let verdict = guard.handle("u2", String::new, failing()).await;
+        assert_eq!(verdict, Verdict::RetryLater, "attempt {attempt}");
+    }
+    assert_eq!(
+        guard.handle("u2", String::new, failing()).await,
+        Verdict::DeadLettered
+    );
+    assert_eq!(
+        guard.handle("u3", String::new, async { Ok(()) }).await,
+        Verdict::Processed
+    );
+
+    let letters = store.dead_letters(10).await.unwrap();
+    let ids: Vec<&str> = letters.iter().map(|l| l.external_id.as_str()).collect();
+    assert_eq!(ids.len(), 2, "{letters:#?}");
+    assert!(ids.contains(&"u1") && ids.contains(&"u2"));
+    let panic = letters.iter().find(|l| l.external_id == "u1").unwrap();
+    assert!(panic.reason.starts_with("panicked"), "{panic:?}");
+    assert_eq!(panic.payload, "{\"raw\":1}");
+
+    // Retried by hand and processed this time: resolved, gone from the list.
+    assert!(store.request_dead_letter_retry(panic.id).await.unwrap());
+    let retry = store.dead_letters_to_retry(Channel::Discord).await.unwrap();
+    assert_eq!(retry.len(), 1);
+    assert_eq!(
+        guard.retry(&retry[0], async { Ok(()) }).await,
+        Verdict::Processed
+    );
+    assert_eq!(store.dead_letters(10).await.unwrap().len(), 1);
+
+    // The database away: even a panicking update cannot be recorded, so it waits to be
+    // delivered again instead of being acknowledged and lost.
+    pool.close().await;
+    assert_eq!(
+        guard
+            .handle("u4", String::new, async {
+                panic!("while the database is away");
+            })
+            .await,
+        Verdict::RetryLater
+    );
+}

@@ -449,6 +449,66 @@ async fn unknown_and_malformed_updates_are_skipped_and_the_queue_moves_on(pool: 
     );
 }
 
+#[sqlx::test(migrations = "../migrations")]
+async fn a_mention_among_case_changing_letters_is_answered_and_crashes_nothing(pool: PgPool) {
+    // One group message like this once panicked the channel and, never acknowledged, came
+    // back at every start.
+    let fake = FakeTelegram::start().await;
+    let _running = start_polling(pool.clone(), &fake).await;
+    let group = -701;
+    fake.send_group_text(
+        group,
+        81,
+        "İİ ẞẞ @closer_test_bot ẞİ сколько стоит тариф?",
+        None,
+    );
+    replies_after(&fake, &pool, group, 0).await;
+    fake.send_text(507, "А пробный период есть?");
+    replies_after(&fake, &pool, 507, 0).await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_update_that_does_not_parse_is_a_dead_letter_that_can_be_retried(pool: PgPool) {
+    let fake = FakeTelegram::start().await;
+    let _running = start_polling(pool.clone(), &fake).await;
+    fake.fail_next("getUpdates", Fault::MalformedBody);
+    let broken = fake.push_raw_update(json!({ "message": { "message_id": "not a number" } }));
+    fake.send_text(508, "Сколько стоит тариф?");
+    replies_after(&fake, &pool, 508, 0).await;
+    let store = Store::from_pool(pool.clone());
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let letters = loop {
+        let letters = store.dead_letters(10).await.expect("the store answers");
+        if !letters.is_empty() {
+            break letters;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no dead letter");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(letters.len(), 1, "{letters:#?}");
+    assert_eq!(letters[0].external_id, broken.to_string());
+    assert!(letters[0].reason.contains("does not parse"), "{letters:#?}");
+    assert!(letters[0].payload.contains("not a number"));
+
+    // Asked to try again, it fails again (it still does not parse): kept, one attempt more.
+    assert!(store
+        .request_dead_letter_retry(letters[0].id)
+        .await
+        .expect("the store answers"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let now = store.dead_letters(10).await.expect("the store answers");
+        if now.len() == 1 && now[0].attempts == 2 && now[0].retry_requested_at.is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not retried: {now:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// How many Telegram messages the store says were sent to `chat`.
 async fn delivered_parts(pool: &PgPool, chat: i64) -> usize {
     let parts: i64 = sqlx::query_scalar(

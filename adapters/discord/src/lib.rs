@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response as HttpResponse};
 use axum::routing::post;
 use axum::{Json, Router};
-use closer_engine::{Engine, EngineError, Handled};
+use closer_engine::{Engine, EngineError, Guard, Handled, Verdict};
 use closer_model::InboundMessage;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -119,6 +119,8 @@ struct Inner {
     config: DiscordConfig,
     /// Checks the interactions endpoint's signatures.
     verifier: Option<Verifier>,
+    /// Each event handled under it: a panic or a failure that repeats dead-letters the event.
+    guard: Guard,
 }
 
 impl Discord {
@@ -169,6 +171,7 @@ impl Discord {
             }
         }
         let sender = Sender::new(rest.clone(), engine.store().clone(), config.limits);
+        let guard = Guard::new(engine.store().clone(), closer_model::Channel::Discord);
         tracing::info!(username = %me.username, "connected to Discord");
         Ok(Discord {
             inner: Arc::new(Inner {
@@ -179,6 +182,7 @@ impl Discord {
                 scope: config.scope.clone(),
                 config,
                 verifier,
+                guard,
             }),
         })
     }
@@ -227,6 +231,15 @@ impl Discord {
                     .await;
             })
         };
+        // Dead letters a person asked to try again (console, `closer dead-letters retry`).
+        let retrier = {
+            let discord = self.clone();
+            tokio::spawn(async move {
+                discord
+                    .retry_dead_letters_every(Duration::from_secs(5))
+                    .await
+            })
+        };
         let config = &self.inner.config;
         let mut http = HttpBuilder::new(config.token.expose_secret())
             .application_id(ApplicationId::new(config.application_id.max(1)));
@@ -261,6 +274,7 @@ impl Discord {
         };
         sweeper.abort();
         follower.abort();
+        retrier.abort();
         result
     }
 
@@ -272,17 +286,115 @@ impl Discord {
     /// Handles one message from the gateway: translate, commit through the engine, then let
     /// the sender send what is pending.
     pub async fn process_message(&self, message: &Message) {
+        let id = format!("message:{}", message.id.get());
+        let payload = || serde_json::to_string(message).unwrap_or_default();
+        let verdict = self
+            .inner
+            .guard
+            .handle(&id, payload, self.translate_and_handle(message))
+            .await;
+        self.settle(&id, verdict, payload).await;
+    }
+
+    async fn translate_and_handle(&self, message: &Message) -> Result<(), EngineError> {
         match inbound::translate_message(message, &self.inner.me, &self.inner.scope) {
             Translated::Ignored(reason) => {
                 tracing::debug!(message_id = message.id.get(), reason, "message ignored");
+                Ok(())
             }
             Translated::Inbound { message, .. } => self.handle(message).await,
         }
     }
 
+    /// The gateway never delivers an event twice, so one that is still to be retried when the
+    /// guard gives up waiting (the database stayed away) is kept as a dead letter rather than
+    /// dropped.
+    async fn settle(&self, id: &str, verdict: Verdict, payload: impl FnOnce() -> String) {
+        if verdict == Verdict::RetryLater {
+            let kept = self
+                .inner
+                .guard
+                .bury(
+                    id,
+                    "could not be committed: the database stayed away",
+                    &payload(),
+                )
+                .await;
+            if kept == Verdict::RetryLater {
+                tracing::error!(
+                    id,
+                    "a Discord event could not be committed nor kept, and is dropped"
+                );
+            }
+        }
+    }
+
+    /// Every `period`, processes the dead letters a person asked to try again. An
+    /// interaction's token has expired by then: its message is handled, with replies sent to
+    /// the channel instead of as a follow-up.
+    async fn retry_dead_letters_every(&self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            for letter in self.inner.guard.retries().await {
+                let verdict = if letter.external_id.starts_with("interaction:") {
+                    match serde_json::from_str::<Interaction>(&letter.payload) {
+                        Ok(interaction) => {
+                            let planned = inbound::plan_interaction(
+                                &interaction,
+                                &self.inner.me,
+                                &self.inner.scope,
+                            );
+                            let work = async {
+                                match planned.inbound {
+                                    Some(message) => self.handle(message).await,
+                                    None => Ok(()),
+                                }
+                            };
+                            self.inner.guard.retry(&letter, work).await
+                        }
+                        Err(error) => self.unreadable(&letter, &error).await,
+                    }
+                } else {
+                    match serde_json::from_str::<Message>(&letter.payload) {
+                        Ok(message) => {
+                            let work = self.translate_and_handle(&message);
+                            self.inner.guard.retry(&letter, work).await
+                        }
+                        Err(error) => self.unreadable(&letter, &error).await,
+                    }
+                };
+                tracing::info!(id = %letter.external_id, ?verdict, "a dead letter tried again");
+            }
+        }
+    }
+
+    async fn unreadable(
+        &self,
+        letter: &closer_store::DeadLetter,
+        error: &serde_json::Error,
+    ) -> Verdict {
+        let reason = format!("the kept event does not parse: {error}");
+        self.inner
+            .guard
+            .retry(letter, async { Err(EngineError::Rejected(reason)) })
+            .await
+    }
+
     /// Handles one interaction from the gateway: the response first (Discord waits 3 s at
     /// most), then the message through the engine, whose replies follow.
     pub async fn process_interaction(&self, interaction: &Interaction) {
+        let id = format!("interaction:{}", interaction.id().get());
+        let payload = || serde_json::to_string(interaction).unwrap_or_default();
+        let verdict = self
+            .inner
+            .guard
+            .handle(&id, payload, self.respond_and_handle(interaction))
+            .await;
+        self.settle(&id, verdict, payload).await;
+    }
+
+    async fn respond_and_handle(&self, interaction: &Interaction) -> Result<(), EngineError> {
         let planned = inbound::plan_interaction(interaction, &self.inner.me, &self.inner.scope);
         let body = commands::response_body(&planned.response);
         let responded = self
@@ -299,13 +411,18 @@ impl Discord {
                     .sender
                     .follow_up(&message.chat_id, interaction.token());
             }
-            self.handle(message).await;
+            return self.handle(message).await;
         }
+        Ok(())
     }
 
-    /// Commits a message through the engine, retrying while the database is away (the
+    /// Commits a message through the engine, retrying a while when the database is away (the
     /// gateway does not deliver an event twice on its own), then kicks the sender.
-    async fn handle(&self, message: InboundMessage) {
+    ///
+    /// # Errors
+    /// The engine refused the message, or the database stayed away.
+    async fn handle(&self, message: InboundMessage) -> Result<(), EngineError> {
+        let mut last = None;
         let mut delay = Duration::from_millis(250);
         for attempt in 1..=8 {
             // An answer streamed by the answer source shows as it is written.
@@ -317,24 +434,21 @@ impl Discord {
             {
                 Ok(handled) => {
                     self.after(&message, &handled);
-                    return;
+                    return Ok(());
                 }
-                Err(EngineError::Store(error)) => {
+                Err(EngineError::Store(error)) if error.is_transient() => {
                     tracing::warn!(%error, attempt, "a Discord message could not be committed; retrying");
+                    last = Some(error);
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(15));
                 }
-                Err(error) => {
-                    // Refused for good: retrying would only repeat it.
-                    tracing::warn!(%error, "the engine refused a Discord message");
-                    return;
-                }
+                Err(error) => return Err(error),
             }
         }
-        tracing::error!(
-            platform_message_id = %message.platform_message_id,
-            "a Discord message could not be committed and is dropped"
-        );
+        Err(last.map_or_else(
+            || EngineError::Rejected("not committed".to_owned()),
+            EngineError::Store,
+        ))
     }
 
     fn after(&self, message: &InboundMessage, handled: &Handled) {
@@ -428,7 +542,14 @@ async fn endpoint(State(discord): State<Discord>, headers: HeaderMap, body: Byte
             // The response must reach Discord before the first follow-up; a follow-up that
             // still comes too soon is refused and sent to the channel instead.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            discord.handle(message).await;
+            let id = format!("interaction:{}", interaction.id().get());
+            let payload = || serde_json::to_string(&interaction).unwrap_or_default();
+            let verdict = discord
+                .inner
+                .guard
+                .handle(&id, payload, discord.handle(message))
+                .await;
+            discord.settle(&id, verdict, payload).await;
         });
     }
     Json(body).into_response()

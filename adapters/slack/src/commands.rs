@@ -90,7 +90,7 @@ pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option
                     },
                     None => Reply::new(ReplyKind::Declined, slack.config().not_found.text(lang)),
                 };
-                // A response_url takes five posts; an answer is at most 700 characters, one part.
+                // A response_url takes five posts; an answer is at most 400 characters, one part.
                 for part in render(&reply).into_iter().take(5) {
                     respond(&slack, &response_url, part).await;
                 }

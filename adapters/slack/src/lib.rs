@@ -40,6 +40,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use closer_engine::Engine;
+use closer_engine::Verdict;
 use closer_model::Lang;
 use secrecy::SecretString;
 use slack_morphism::prelude::*;
@@ -135,6 +136,8 @@ struct Shared {
     config: SlackConfig,
     verifier: Option<Verifier>,
     mirrors: takeover::MirrorLocks,
+    /// Each event handled under it: a panic or a failure that repeats dead-letters the event.
+    guard: closer_engine::Guard,
 }
 
 impl Slack {
@@ -160,6 +163,7 @@ impl Slack {
             config.per_channel_per_second,
         );
         tracing::info!(user_id = %me.user_id, team = %me.team, "connected to Slack");
+        let guard = closer_engine::Guard::new(engine.store().clone(), closer_model::Channel::Slack);
         Ok(Slack {
             inner: Arc::new(Shared {
                 api,
@@ -169,6 +173,7 @@ impl Slack {
                 config,
                 verifier,
                 mirrors: takeover::MirrorLocks::default(),
+                guard,
             }),
         })
     }
@@ -235,6 +240,13 @@ impl Slack {
             let slack = self.clone();
             tokio::spawn(async move { slack.follow_activity().await })
         };
+        // Dead letters a person asked to try again (console, `closer dead-letters retry`).
+        let retrier = {
+            let slack = self.clone();
+            tokio::spawn(
+                async move { slack.retry_dead_letters_every(Duration::from_secs(5)).await },
+            )
+        };
         let result = match self.inner.config.transport.clone() {
             Transport::Events { .. } => {
                 // Slack calls us: the token was checked at connect, nothing more to watch.
@@ -246,6 +258,7 @@ impl Slack {
         };
         sweeper.abort();
         follower.abort();
+        retrier.abort();
         result
     }
 
@@ -282,6 +295,48 @@ impl Slack {
         shutdown.await;
         listener.shutdown().await;
         Ok(())
+    }
+
+    /// Handles one event callback under the channel's guard: a panic, or a failure that
+    /// repeats, dead-letters it; only the database being away asks Slack to deliver it again.
+    pub async fn process_event_guarded(&self, event: &SlackPushEventCallback) -> Verdict {
+        self.inner
+            .guard
+            .handle(
+                &event.event_id.0,
+                || serde_json::to_string(event).unwrap_or_default(),
+                self.process_event(event),
+            )
+            .await
+    }
+
+    /// Every `period`, processes the dead letters a person asked to try again.
+    async fn retry_dead_letters_every(&self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            for letter in self.inner.guard.retries().await {
+                let verdict = match serde_json::from_str::<SlackPushEventCallback>(&letter.payload)
+                {
+                    Ok(event) => {
+                        self.inner
+                            .guard
+                            .retry(&letter, self.process_event(&event))
+                            .await
+                    }
+                    Err(error) => {
+                        let reason = format!("the kept event does not parse: {error}");
+                        self.inner
+                            .guard
+                            .retry(&letter, async {
+                                Err(closer_engine::EngineError::Rejected(reason))
+                            })
+                            .await
+                    }
+                };
+                tracing::info!(event_id = %letter.external_id, ?verdict, "a dead letter tried again");
+            }
+        }
     }
 
     /// Handles one event callback: a question is committed through the engine (deduplicated
@@ -369,12 +424,14 @@ async fn events_route(State(slack): State<Slack>, headers: HeaderMap, body: Byte
             }
             let work = {
                 let slack = slack.clone();
-                tokio::spawn(async move { slack.process_event(&callback).await })
+                tokio::spawn(async move { slack.process_event_guarded(&callback).await })
             };
             match tokio::time::timeout(ANSWER_WITHIN, work).await {
-                Ok(Ok(Ok(()))) | Err(_) => StatusCode::OK.into_response(),
-                Ok(Ok(Err(error))) => {
-                    tracing::warn!(%error, "event not committed; Slack will retry it");
+                Ok(Ok(Verdict::Processed | Verdict::DeadLettered)) | Err(_) => {
+                    StatusCode::OK.into_response()
+                }
+                Ok(Ok(Verdict::RetryLater)) => {
+                    tracing::warn!("event not committed; Slack will retry it");
                     (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response()
                 }
                 Ok(Err(error)) => {
@@ -450,7 +507,12 @@ async fn socket_push_event(
     let Some(slack) = state_of(&state).await else {
         return Ok(());
     };
-    slack.process_event(&event).await.map_err(Into::into)
+    match slack.process_event_guarded(&event).await {
+        Verdict::Processed | Verdict::DeadLettered => Ok(()),
+        Verdict::RetryLater => {
+            Err("the event was not committed; Slack will deliver it again".into())
+        }
+    }
 }
 
 async fn socket_command(

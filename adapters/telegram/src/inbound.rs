@@ -137,27 +137,38 @@ fn addressed_to_bot(message: &Message, me: &Identity) -> bool {
 /// Whether `text` contains `@username` as a whole word (Telegram usernames are
 /// case-insensitive).
 fn mentions(text: &str, username: &str) -> bool {
-    let wanted = format!("@{}", username.to_lowercase());
-    let lowered = text.to_lowercase();
-    lowered.match_indices(&wanted).any(|(at, _)| {
-        let after = lowered[at + wanted.len()..].chars().next();
-        !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
-    })
+    !mention_ranges(text, username).is_empty()
+}
+
+/// The byte ranges of `text` that are `@username` as a whole word. Usernames are ASCII
+/// (letters, digits, `_`), so the comparison ignores ASCII case on `text`'s own bytes: no
+/// offset found in a lower-cased copy ever indexes the original, whose letters may lower-case
+/// to a different length (`İ`, `ẞ`, the Kelvin sign).
+fn mention_ranges(text: &str, username: &str) -> Vec<std::ops::Range<usize>> {
+    let wanted = username.as_bytes();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    text.match_indices('@')
+        .filter_map(|(at, _)| {
+            let end = at + 1 + wanted.len();
+            let candidate = text.as_bytes().get(at + 1..end)?;
+            if !candidate.eq_ignore_ascii_case(wanted) {
+                return None;
+            }
+            let after = text.get(end..)?.chars().next();
+            (!after.is_some_and(|c| c.is_alphanumeric() || c == '_')).then_some(at..end)
+        })
+        .collect()
 }
 
 /// Removes `@username` mentions of the bot from `text`.
 fn strip_mention(text: &str, username: &str) -> String {
-    let wanted = format!("@{}", username.to_lowercase());
-    let lowered = text.to_lowercase();
-    if lowered.len() != text.len() {
-        // Lower-casing changed byte offsets (rare scripts); leave the text as it is.
-        return text.to_owned();
-    }
     let mut result = String::with_capacity(text.len());
     let mut rest = 0;
-    for (at, _) in lowered.match_indices(&wanted) {
-        result.push_str(&text[rest..at]);
-        rest = at + wanted.len();
+    for range in mention_ranges(text, username) {
+        result.push_str(&text[rest..range.start]);
+        rest = range.end;
     }
     result.push_str(&text[rest..]);
     result.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -498,6 +509,42 @@ mod tests {
                 campaign: Some("promo".to_owned())
             }
         );
+    }
+
+    #[test]
+    fn letters_that_lower_case_to_another_length_never_shift_a_mention() {
+        // `İ` lower-cases to three bytes, `ẞ` and the Kelvin sign to fewer: the offsets of a
+        // lower-cased copy are not the original's, which once panicked on this message.
+        for text in [
+            "İİ @closer_test_bot ẞẞ цена?",
+            "ẞİ @CLOSER_TEST_BOT цена?",
+            "\u{212A}\u{212A}\u{212A} @closer_test_bot İ",
+            "@closer_test_bot",
+        ] {
+            let translated = translate(&group(text, false), &me());
+            let Translated::Inbound { message, .. } = translated else {
+                panic!("{text:?} mentions the bot: {translated:?}");
+            };
+            if let InboundContent::Text { text: read } = message.content {
+                assert!(!read.contains('@'), "{text:?} read as {read:?}");
+            }
+        }
+        assert_eq!(
+            strip_mention("İẞ @closer_test_bot ẞİ", "closer_test_bot"),
+            "İẞ ẞİ"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_group_text_translates_without_panicking(text in "\\PC{0,200}", at in 0usize..200) {
+            // The mention placed anywhere in arbitrary text, case-changing letters included.
+            let cut = text.char_indices().map(|(i, _)| i).nth(at).unwrap_or(text.len());
+            let with_mention = format!("{} @Closer_Test_Bot {}", &text[..cut], &text[cut..]);
+            let _ = translate(&group(&text, false), &me());
+            let translated = translate(&group(&with_mention, false), &me());
+            proptest::prop_assert!(!matches!(translated, Translated::Ignored(_)));
+        }
     }
 
     #[test]

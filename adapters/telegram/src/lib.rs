@@ -27,7 +27,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use closer_engine::Engine;
+use closer_engine::{Engine, Guard, Verdict};
 use closer_model::Channel;
 use futures::future::join_all;
 use secrecy::{ExposeSecret, SecretString};
@@ -38,6 +38,9 @@ use teloxide::{Bot, RequestError};
 
 pub use inbound::{translate, Identity, Translated};
 pub use sender::{Limits, Sender, SenderStats};
+
+/// How often the channel looks for dead letters a person asked to try again.
+const RETRY_CHECK: Duration = Duration::from_secs(5);
 
 /// The header Telegram sends a webhook's secret in.
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
@@ -95,6 +98,9 @@ pub struct Telegram {
     mode: Mode,
     /// The webhook secret in force (configured, or generated at start).
     secret: Option<SecretString>,
+    /// Each update handled under it: a panic or a repeating failure dead-letters the update
+    /// instead of stopping the channel or holding back every update after it.
+    guard: Guard,
 }
 
 impl Telegram {
@@ -148,6 +154,7 @@ impl Telegram {
             Mode::Polling { .. } => None,
         };
         let sender = Sender::new(bot.clone(), engine.store().clone(), config.limits);
+        let guard = Guard::new(engine.store().clone(), Channel::Telegram);
         tracing::info!(username = %me.username, "connected to Telegram");
         Ok(Telegram {
             bot,
@@ -156,6 +163,7 @@ impl Telegram {
             me,
             mode: config.mode,
             secret,
+            guard,
         })
     }
 
@@ -204,6 +212,11 @@ impl Telegram {
                     .await;
             })
         };
+        // Dead letters a person asked to try again (console, `closer dead-letters retry`).
+        let retrier = {
+            let telegram = self.clone();
+            tokio::spawn(async move { telegram.retry_dead_letters_every(RETRY_CHECK).await })
+        };
         let result = match self.mode.clone() {
             Mode::Polling { timeout } => {
                 self.poll(timeout, shutdown).await;
@@ -223,6 +236,7 @@ impl Telegram {
         };
         sweeper.abort();
         follower.abort();
+        retrier.abort();
         result
     }
 
@@ -327,17 +341,31 @@ impl Telegram {
     /// of the first such update.
     async fn process_batch(
         &self,
-        updates: Vec<Result<Update, i32>>,
+        updates: Vec<Result<Update, Unparsed>>,
     ) -> Result<Option<i32>, Option<i32>> {
         let mut by_chat: Vec<(Option<i64>, Vec<Update>)> = Vec::new();
         let mut highest: Option<i32> = None;
         for update in updates {
             let id = match &update {
                 Ok(update) => i32::try_from(update.id.0).unwrap_or(i32::MAX),
-                Err(id) => *id,
+                Err(unparsed) => unparsed.id,
+            };
+            let update = match update {
+                Ok(update) => update,
+                Err(unparsed) => {
+                    let kept = self
+                        .guard
+                        .bury(&unparsed.id.to_string(), &unparsed.reason, &unparsed.raw)
+                        .await;
+                    if kept == Verdict::RetryLater {
+                        // Nothing of the batch is processed yet: all of it comes again.
+                        return Err(None);
+                    }
+                    highest = Some(highest.map_or(id, |highest: i32| highest.max(id)));
+                    continue;
+                }
             };
             highest = Some(highest.map_or(id, |highest: i32| highest.max(id)));
-            let Ok(update) = update else { continue };
             let chat = update.chat().map(|chat| chat.id.0);
             match by_chat
                 .iter_mut()
@@ -350,7 +378,7 @@ impl Telegram {
         let results = join_all(by_chat.into_iter().map(|(_, updates)| async move {
             for update in updates {
                 let id = i32::try_from(update.id.0).unwrap_or(i32::MAX);
-                if self.process(&update).await.is_err() {
+                if self.process_guarded(&update).await == Verdict::RetryLater {
                     return Some(id);
                 }
             }
@@ -360,6 +388,57 @@ impl Telegram {
         match results.into_iter().flatten().min() {
             Some(failed) => Err(Some(failed)),
             None => Ok(highest.map(|id| id.saturating_add(1))),
+        }
+    }
+
+    /// Handles one update under the channel's guard: a panic, or a failure that repeats,
+    /// dead-letters it; only the database being away asks for it to be delivered again.
+    pub async fn process_guarded(&self, update: &Update) -> Verdict {
+        let id = update.id.0.to_string();
+        if let Some(reason) = malformed(update) {
+            let payload = serde_json::to_string(update).unwrap_or_default();
+            return self.guard.bury(&id, reason, &payload).await;
+        }
+        self.guard
+            .handle(
+                &id,
+                || serde_json::to_string(update).unwrap_or_default(),
+                self.process(update),
+            )
+            .await
+    }
+
+    /// Every `period`, processes the dead letters a person asked to try again.
+    async fn retry_dead_letters_every(&self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        loop {
+            ticks.tick().await;
+            for letter in self.guard.retries().await {
+                match serde_json::from_str::<Update>(&letter.payload) {
+                    Ok(update) => {
+                        let work = async {
+                            match malformed(&update) {
+                                Some(reason) => {
+                                    Err(closer_engine::EngineError::Rejected(reason.to_owned()))
+                                }
+                                None => self.process(&update).await,
+                            }
+                        };
+                        let verdict = self.guard.retry(&letter, work).await;
+                        tracing::info!(update_id = %letter.external_id, ?verdict, "a dead letter tried again");
+                    }
+                    Err(error) => {
+                        let reason = format!("the kept update does not parse: {error}");
+                        let verdict = self
+                            .guard
+                            .retry(&letter, async {
+                                Err(closer_engine::EngineError::Rejected(reason))
+                            })
+                            .await;
+                        tracing::warn!(update_id = %letter.external_id, ?verdict, "a dead letter could not be tried again");
+                    }
+                }
+            }
         }
     }
 
@@ -441,19 +520,29 @@ async fn webhook(
             return (StatusCode::BAD_REQUEST, "the body is not a Telegram update");
         }
     };
-    match telegram.process(&update).await {
-        Ok(()) => (StatusCode::OK, "ok"),
-        Err(error) => {
-            tracing::warn!(%error, update_id = update.id.0, "update not committed; Telegram will deliver it again");
+    match telegram.process_guarded(&update).await {
+        Verdict::Processed | Verdict::DeadLettered => (StatusCode::OK, "ok"),
+        Verdict::RetryLater => {
+            tracing::warn!(
+                update_id = update.id.0,
+                "update not committed; Telegram will deliver it again"
+            );
             (StatusCode::SERVICE_UNAVAILABLE, "try again later")
         }
     }
 }
 
+/// An update that does not parse: its id and its raw JSON, to keep as a dead letter.
+#[derive(Debug)]
+struct Unparsed {
+    id: i32,
+    raw: String,
+    reason: String,
+}
+
 /// A `getUpdates` answer teloxide could not parse as a whole: each update parsed on its own,
-/// and one that does not parse skipped by id (logged), so one bad update does not stall
-/// the queue.
-fn tolerant_updates(raw: &str) -> Vec<Result<Update, i32>> {
+/// and one that does not parse kept aside by id, so one bad update does not stall the queue.
+fn tolerant_updates(raw: &str) -> Vec<Result<Update, Unparsed>> {
     let Ok(value) = serde_json::from_str::<serde_json::Value>(raw) else {
         tracing::warn!("getUpdates answered with something that is not JSON");
         return Vec::new();
@@ -472,15 +561,35 @@ fn tolerant_updates(raw: &str) -> Vec<Result<Update, i32>> {
                 .and_then(|id| i32::try_from(id).ok());
             // From text: teloxide's `Update` does not deserialize from a `serde_json::Value`
             // (it would come out as `UpdateKind::Error`).
-            match serde_json::from_str::<Update>(&item.to_string()) {
+            let raw = item.to_string();
+            match serde_json::from_str::<Update>(&raw) {
                 Ok(update) => Some(Ok(update)),
                 Err(error) => {
-                    tracing::warn!(%error, update_id = ?id, "skipping an update that does not parse");
-                    id.map(Err)
+                    tracing::warn!(%error, update_id = ?id, "an update does not parse");
+                    id.map(|id| {
+                        Err(Unparsed {
+                            id,
+                            raw,
+                            reason: format!("the update does not parse: {error}"),
+                        })
+                    })
                 }
             }
         })
         .collect()
+}
+
+/// Why an update of a kind Closer reads (a message, an edit, a button press) could not be
+/// read: teloxide keeps such an update as `UpdateKind::Error` with its raw JSON. Kinds Closer
+/// does not read at all are ignored instead, as Telegram adds new ones.
+fn malformed(update: &Update) -> Option<&'static str> {
+    let teloxide::types::UpdateKind::Error(raw) = &update.kind else {
+        return None;
+    };
+    ["message", "edited_message", "callback_query"]
+        .iter()
+        .any(|kind| raw.get(kind).is_some())
+        .then_some("the update does not parse as a message, an edit or a button press")
 }
 
 fn allowed_updates() -> Vec<AllowedUpdate> {

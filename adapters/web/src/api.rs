@@ -670,6 +670,22 @@ pub struct Health {
     pub database_error: Option<String>,
     pub channels: Vec<ChannelRow>,
     pub targets: Vec<TargetRow>,
+    /// Updates and events a channel could not process, newest first.
+    #[serde(default)]
+    pub dead_letters: Vec<DeadLetterRow>,
+}
+
+/// A dead letter as the health page and `/api/health` show it (the payload stays in the store:
+/// it is the prospect's raw message).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeadLetterRow {
+    pub id: Uuid,
+    pub channel: String,
+    pub external_id: String,
+    pub reason: String,
+    pub attempts: i32,
+    pub last_failed_at: chrono::DateTime<chrono::Utc>,
+    pub retry_requested: bool,
 }
 
 /// A channel: its live connection as its adapter last reported it, and its deliveries.
@@ -730,9 +746,25 @@ pub async fn health_report(state: &WebState) -> Health {
             targets.push(closer_store::console::TargetHealth::idle(name));
         }
     }
+    let dead_letters = store
+        .dead_letters(50)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|letter| DeadLetterRow {
+            id: letter.id,
+            channel: letter.channel,
+            external_id: letter.external_id,
+            reason: letter.reason,
+            attempts: letter.attempts,
+            last_failed_at: letter.last_failed_at,
+            retry_requested: letter.retry_requested_at.is_some(),
+        })
+        .collect();
     Health {
         database,
         database_error,
+        dead_letters,
         channels: channels
             .into_iter()
             .map(|deliveries| ChannelRow {

@@ -43,6 +43,7 @@ pub fn router() -> Router<WebState> {
         .route("/console/leads", get(leads))
         .route("/console/leads.csv", get(leads_csv))
         .route("/console/leads/{id}/retry", post(retry))
+        .route("/console/dead-letters/{id}/retry", post(retry_dead_letter))
         .route("/console/knowledge", get(knowledge))
         .route(
             "/console/knowledge/upload",
@@ -772,6 +773,25 @@ async fn retry(
     }
 }
 
+async fn retry_dead_letter(
+    PageUser(user): PageUser,
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Some(refused) = check_csrf(&user, &form) {
+        return refused;
+    }
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return problem(StatusCode::NOT_FOUND, Some(&user), "No such dead letter.");
+    };
+    match state.engine.store().request_dead_letter_retry(id).await {
+        Ok(true) => Redirect::to("/console/health").into_response(),
+        Ok(false) => problem(StatusCode::NOT_FOUND, Some(&user), "No such dead letter."),
+        Err(failure) => api::store_error(&failure),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Knowledge, health, try it.
 
@@ -1090,6 +1110,24 @@ async fn health(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
                          td { (target.last_error.clone().unwrap_or_default()) " " span.muted { (target.last_error_at.map(when).unwrap_or_default()) } } }
                 } } }
             @if report.targets.is_empty() { p.muted { "No hand-off target is configured." } }
+        }
+        section.panel #dead-letters {
+            h2 { "Dead letters" }
+            p.muted { "Updates a channel could not process. They no longer hold up the queue; Retry has the channel try one again." }
+            @if report.dead_letters.is_empty() { p.ok { "none" } } @else {
+                table.list { thead { tr { th { "When" } th { "Channel" } th { "Update" } th { "Attempts" } th { "Reason" } th {} } }
+                    tbody { @for letter in &report.dead_letters {
+                        tr data-dead-letter=(letter.id) {
+                            td { (when(letter.last_failed_at)) } td { (letter.channel) } td { (letter.external_id) }
+                            td { (letter.attempts) } td.bad { (letter.reason) }
+                            td { @if letter.retry_requested { span.muted { "retry requested" } } @else {
+                                form method="post" action={ "/console/dead-letters/" (letter.id) "/retry" } {
+                                    (csrf_field(&user))
+                                    button type="submit" { "Retry" }
+                                } } }
+                        }
+                    } } }
+            }
         }
     };
     page("Health", &user, "health", body)

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use closer_engine::Engine;
 
 use crate::config::Config;
-use crate::{admin, chat, database, eval, kb, leads, server, telemetry};
+use crate::{admin, chat, database, dead_letters, eval, kb, leads, server, telemetry};
 
 /// Closer: a self-hosted AI sales assistant.
 #[derive(Debug, Parser)]
@@ -41,6 +41,15 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: i64,
     },
+    /// List the updates a channel could not process; `retry` has the running server try one
+    /// again.
+    DeadLetters {
+        #[command(subcommand)]
+        command: Option<DeadLettersCommand>,
+        /// How many of the newest to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
     /// Apply the database migrations.
     Migrate,
     /// Manage the web console's accounts and API tokens.
@@ -67,6 +76,12 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum LeadsCommand {
     /// Queue the failed hand-offs of a lead again (the id `closer leads` shows).
+    Retry { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// Ask the running `closer serve` to process a dead letter again (the id the list shows).
     Retry { id: String },
 }
 
@@ -129,6 +144,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             match command {
                 None => leads::list(&store, limit).await,
                 Some(LeadsCommand::Retry { id }) => leads::retry(&store, &id).await,
+            }
+        }
+        Command::DeadLetters { command, limit } => {
+            telemetry::init(&config.log, interactive_level);
+            let store = database::open_store(&config).await?;
+            match command {
+                None => dead_letters::list(&store, limit).await,
+                Some(DeadLettersCommand::Retry { id }) => dead_letters::retry(&store, &id).await,
             }
         }
         Command::Admin { command } => {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::config::{expose, Config};
 
 /// An answer longer than this counts as wrong: a prospect in a messenger wants an answer.
-pub const MAX_ANSWER_CHARS: usize = 700;
+pub const MAX_ANSWER_CHARS: usize = 400;
 
 /// The arguments of `closer eval`.
 #[derive(Debug, Clone, clap::Args)]
@@ -161,6 +161,8 @@ pub struct AnswerOutcome {
     pub answer: String,
     pub sources: Vec<String>,
     pub declined: bool,
+    /// The documents of the first three passages retrieval found (kind `retrieval` only).
+    pub retrieved: Vec<String>,
 }
 
 /// What became of one dialog.
@@ -187,6 +189,11 @@ pub fn answer_is_correct(question: &Question, outcome: &AnswerOutcome) -> bool {
     }
     match question.kind.as_str() {
         "unanswerable" => outcome.declined,
+        // One answer per document: the right one must be among the first three found.
+        "retrieval" => question
+            .sources
+            .iter()
+            .any(|source| outcome.retrieved.contains(source)),
         "smalltalk" => {
             !outcome.declined && outcome.sources.is_empty() && !outcome.answer.trim().is_empty()
         }
@@ -436,6 +443,20 @@ async fn run_on(
                 .replies
                 .iter()
                 .any(|reply| reply.kind == ReplyKind::Declined),
+            retrieved: if question.kind == "retrieval" {
+                engine
+                    .knowledge()
+                    .search(
+                        &question.question,
+                        closer_knowledge::AudienceFilter::PublicOnly,
+                        3,
+                    )
+                    .into_iter()
+                    .map(|passage| passage.source)
+                    .collect()
+            } else {
+                Vec::new()
+            },
         };
         let correct = answer_is_correct(question, &outcome);
         report.record_question(question, &outcome, correct);
@@ -727,6 +748,7 @@ mod tests {
             answer: text.into(),
             declined,
             sources: sources.iter().map(|s| s.to_string()).collect(),
+            retrieved: Vec::new(),
         }
     }
 
@@ -750,7 +772,7 @@ mod tests {
         ));
         assert!(!answer_is_correct(
             &price,
-            &answer(&format!("49900 {}", "x".repeat(700)), false, &[])
+            &answer(&format!("49900 {}", "x".repeat(400)), false, &[])
         ));
         let any = question("fact", &["Бизнес"], Some(&["3", "три"]));
         assert!(answer_is_correct(

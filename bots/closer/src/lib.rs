@@ -6,6 +6,7 @@
 //! - [`chat`] — `closer chat` in the terminal.
 //! - [`eval`] — `closer eval` on an evaluation set.
 //! - [`leads`] — `closer leads` and `closer leads retry`.
+//! - [`dead_letters`] — `closer dead-letters` and `closer dead-letters retry`.
 //! - [`server`] — `closer serve`, the HTTP server.
 //! - [`cli`] — the command line and what each command wires together.
 //! - [`telemetry`] — logging.
@@ -16,6 +17,7 @@ pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod dead_letters;
 pub mod eval;
 pub mod kb;
 pub mod leads;

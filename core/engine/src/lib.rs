@@ -14,6 +14,8 @@
 //! - [`delivery`]: pending replies delivered from the store, one loop for every channel that
 //!   delivers that way; a channel implements [`Transport`] (render a reply, send one part).
 //! - [`drafts`]: a streamed answer shown as it is written, in a message the channel edits.
+//! - [`poison`]: one update handled under a guard, so a panic or a repeating failure is
+//!   dead-lettered instead of stopping or blocking the channel.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
 //! - [`team_questions`]: the sales team's questions, answered from every document without the
 //!   sales dialog.
@@ -32,12 +34,14 @@ pub mod answers;
 pub mod delivery;
 pub mod drafts;
 pub mod kb_sync;
+pub mod poison;
 mod team;
 pub mod team_questions;
 
 pub use answers::{AnswerPolicy, AnswerSource, RemoteAnswers, RemoteOutcome};
 pub use delivery::{Delivery, DeliveryStats, SendError, Transport};
 pub use drafts::{DraftError, Drafts};
+pub use poison::{Guard, Verdict};
 pub use team::ManualLead;
 
 /// Why a message could not be handled. The message is not lost: nothing was committed,

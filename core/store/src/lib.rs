@@ -8,7 +8,10 @@
 //!   outbox rows, a rating, events) in that same transaction.
 //! - [`deliveries`]: the replies' outbox of channels with a background sender — pending
 //!   replies per chat in order, marked sent or failed.
+//! - [`dead_letters`]: updates and events a channel could not process, kept to be seen and
+//!   retried by hand instead of blocking the channel's queue.
 //! - [`drafts`]: the message a channel edits while a streamed answer is written.
+//! - [`embeddings`]: the cache of passage embeddings, by model and text hash.
 //! - [`documents`]: the knowledge base's documents, re-imported as a sync.
 //! - [`outbox`]: delivering the hand-off outbox — claims with `FOR UPDATE SKIP LOCKED`
 //!   as leases, then delivered or failed with a retry time — and taking a conversation over.
@@ -35,9 +38,11 @@ pub mod admin;
 pub mod analytics;
 pub mod anythingllm;
 pub mod console;
+pub mod dead_letters;
 pub mod deliveries;
 pub mod documents;
 pub mod drafts;
+pub mod embeddings;
 pub mod error;
 pub mod outbox;
 pub mod records;
@@ -61,6 +66,7 @@ pub use admin::{drop_database, ensure_database, redact_url};
 pub use analytics::{Dashboard, Period};
 pub use anythingllm::PushedDocument;
 pub use console::{ConsoleMessage, ConversationFilter, ConversationSummary};
+pub use dead_letters::DeadLetter;
 pub use deliveries::PendingReply;
 pub use documents::SyncReport;
 pub use error::StoreError;

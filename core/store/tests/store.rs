@@ -879,3 +879,26 @@ async fn a_task_is_stored_once_per_key_and_claimed_with_its_conversations_lead(p
         }
     }
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn embeddings_are_cached_by_model_and_text_hash(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let vectors = vec![
+        ("h1".to_owned(), vec![0.5f32, -0.25, 1.0]),
+        ("h2".to_owned(), vec![0.0f32, 0.75, -1.0]),
+    ];
+    store.store_embeddings("model-a", &vectors).await.unwrap();
+    // Stored again (a second replica, a re-import): kept once, the first value wins.
+    store
+        .store_embeddings("model-a", &[("h1".to_owned(), vec![9.0, 9.0, 9.0])])
+        .await
+        .unwrap();
+    let hashes = vec!["h1".to_owned(), "h2".to_owned(), "h3".to_owned()];
+    let found = store.cached_embeddings("model-a", &hashes).await.unwrap();
+    assert_eq!(found.len(), 2);
+    assert_eq!(found["h1"], vec![0.5f32, -0.25, 1.0]);
+    assert_eq!(found["h2"], vec![0.0f32, 0.75, -1.0]);
+    // Another model's vectors are its own.
+    let other = store.cached_embeddings("model-b", &hashes).await.unwrap();
+    assert!(other.is_empty());
+}
