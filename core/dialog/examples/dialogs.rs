@@ -243,7 +243,7 @@ fn run_questions(config: &DialogConfig, text: &str, verbose: bool) -> anyhow::Re
             .replies
             .iter()
             .any(|reply| reply.kind == closer_model::ReplyKind::Smalltalk);
-        let ok = joined.chars().count() <= 700
+        let ok = joined.chars().count() <= 400
             && match question.kind.as_str() {
                 "unanswerable" => declined,
                 "smalltalk" => smalltalk && !declined && !cites,

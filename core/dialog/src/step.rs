@@ -17,7 +17,7 @@ use crate::understand::{
 
 /// The replies to one message together stay within this many characters: a prospect in a
 /// messenger wants an answer, not a document (and the evaluation counts longer ones wrong).
-pub const MAX_REPLY_CHARS: usize = 700;
+pub const MAX_REPLY_CHARS: usize = 400;
 
 /// The payload of the "talk to a person" button.
 pub const HANDOFF_PAYLOAD: &str = "handoff";

@@ -100,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(_), "unanswerable") | (None, _) => false,
             (Some(answer), _) => {
                 let normalized = normalize(&answer.text);
-                answer.text.chars().count() <= 700
+                answer.text.chars().count() <= 400
                     && expect_all
                         .iter()
                         .all(|expected| normalized.contains(&normalize(expected)))

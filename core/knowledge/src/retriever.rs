@@ -26,13 +26,13 @@ const SHORT_LIST_ITEM_CHARS: usize = 80;
 
 /// The hard limit on an answer's length, whatever the configuration says: longer is a document,
 /// not a messenger answer.
-pub const HARD_MAX_ANSWER_CHARS: usize = 700;
+pub const HARD_MAX_ANSWER_CHARS: usize = 400;
 
 /// `[knowledge.retriever]` in the configuration file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrieverSettings {
-    /// The longest answer, in characters (at most 700).
+    /// The longest answer, in characters (at most 400).
     pub max_answer_chars: usize,
     /// The share of the question's weighted content words the best sentence (with its headings)
     /// must cover; below it the assistant declines. 0.0–1.0.
@@ -67,7 +67,7 @@ pub struct RetrieverSettings {
 impl Default for RetrieverSettings {
     fn default() -> RetrieverSettings {
         RetrieverSettings {
-            max_answer_chars: 600,
+            max_answer_chars: 350,
             min_coverage: 0.4,
             max_unknown_share: 0.45,
             unknown_word_weight: 4.0,
