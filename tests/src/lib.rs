@@ -41,6 +41,19 @@ pub fn config_dir() -> PathBuf {
 /// # Panics
 /// The demo files are missing or invalid: a test failure, not a runtime condition.
 pub async fn demo_engine(pool: PgPool, routes: Vec<closer_model::Route>) -> Engine {
+    demo_engine_with_model(pool, routes, None).await
+}
+
+/// [`demo_engine`] with retrieval by meaning when `model` is given (the passages are embedded
+/// into the test's database first).
+///
+/// # Panics
+/// The demo files are missing or invalid: a test failure, not a runtime condition.
+pub async fn demo_engine_with_model(
+    pool: PgPool,
+    routes: Vec<closer_model::Route>,
+    model: Option<std::sync::Arc<closer_embed::Model>>,
+) -> Engine {
     init_logs();
     let store = Store::from_pool(pool);
     let scanned = closer_knowledge::read_dir(&config_dir().join("kb"), |_, _| {})
@@ -49,8 +62,15 @@ pub async fn demo_engine(pool: PgPool, routes: Vec<closer_model::Route>) -> Engi
         .sync_documents(&scanned.documents)
         .await
         .expect("the demo knowledge base stores");
-    let retriever = closer_knowledge::Retriever::build(&scanned.documents, &Default::default())
-        .expect("the demo knowledge base indexes");
+    let retriever = closer_engine::index::build_retriever(
+        &store,
+        scanned.documents,
+        &Default::default(),
+        model,
+        |_, _| {},
+    )
+    .await
+    .expect("the demo knowledge base indexes");
     let playbook =
         std::fs::read_to_string(config_dir().join("playbook.toml")).expect("the playbook reads");
     let dialog =

@@ -1,5 +1,6 @@
 //! The Closer side of the Telegram load benchmark (`telegram-load --bot closer`): the real
-//! adapter, long polling the fake Bot API, over a fresh database with the demo knowledge base.
+//! adapter, long polling the fake Bot API, over a fresh database with the demo knowledge base
+//! and the embedding model.
 
 use std::time::Duration;
 
@@ -27,7 +28,21 @@ pub async fn start_closer(api_url: &str, token: &str) -> anyhow::Result<BenchBot
     closer_store::ensure_database(&url).await?;
     let store = Store::connect(&url, 10).await?;
     store.migrate().await?;
-    let engine = crate::demo_engine(store.pool().clone(), Vec::new()).await;
+    // The whole pipeline: retrieval by meaning when the model file is there (`.ci/run` puts
+    // it in `.models/`, or `CLOSER_EMBED_MODEL`), keyword search alone otherwise.
+    let model_path = closer_embed::workspace_model_path();
+    let model = if model_path.is_file() {
+        let model = closer_embed::Model::load(&model_path)?;
+        eprintln!("Closer answers with the embedding model {}.", model.id());
+        Some(std::sync::Arc::new(model))
+    } else {
+        eprintln!(
+            "No embedding model at {}: keyword search alone.",
+            model_path.display()
+        );
+        None
+    };
+    let engine = crate::demo_engine_with_model(store.pool().clone(), Vec::new(), model).await;
     let telegram = Telegram::connect(
         TelegramConfig {
             token: token.to_owned().into(),

@@ -481,6 +481,152 @@ mod tests {
         assert_eq!(destination("1:x"), None);
     }
 
+    mod properties {
+        use closer_model::testing::{cases, nasty_text, nasty_text_with};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Discord's own syntax in a message: the bot's mention both ways, others', pings.
+        const DISCORD_PIECES: &[&str] = &[
+            "<@1001>",
+            "<@!1001>",
+            "<@1001",
+            "<@4001>",
+            "@everyone",
+            "<#3001>",
+            "<:e:1>",
+        ];
+
+        fn interaction(kind: u64, data: Value, guild: bool, locale: &str) -> Interaction {
+            let mut interaction = json!({
+                "id": "175928847299117063", "application_id": "11", "type": kind,
+                "data": data, "channel_id": "3001", "token": "t", "version": 1,
+                "app_permissions": "0", "locale": locale, "entitlements": [],
+                "authorizing_integration_owners": {}, "attachment_size_limit": 10_485_760,
+            });
+            if guild {
+                interaction["guild_id"] = json!("9");
+                interaction["member"] = json!({"user": user(4001, false), "roles": [],
+                    "joined_at": "2026-01-01T00:00:00.000000+00:00", "deaf": false,
+                    "mute": false, "flags": 0, "permissions": "0"});
+            } else {
+                interaction["user"] = user(4001, false);
+            }
+            if kind == 3 {
+                interaction["message"] =
+                    serde_json::to_value(message(3001, Some(9), user(BOT, true), "…"))
+                        .expect("a message serializes");
+            }
+            serde_json::from_str(&interaction.to_string()).expect("an interaction parses")
+        }
+
+        proptest! {
+            #![proptest_config(cases(128))]
+
+            /// A message in a configured channel is read as its words with the bot's mentions
+            /// removed and the spaces tidied, whatever it holds.
+            #[test]
+            fn a_channel_message_is_read_without_the_mention(text in nasty_text_with(DISCORD_PIECES)) {
+                let translated = translate_message(&message(3001, Some(9), user(4001, false), &text), &me(), &scope());
+                let Translated::Inbound { message, channel_id } = translated else {
+                    return Err(TestCaseError::fail(format!("{translated:?}")));
+                };
+                prop_assert_eq!(channel_id, 3001);
+                let expected = strip_mention(&text, BOT);
+                prop_assert!(!expected.contains("<@1001>") && !expected.contains("<@!1001>"));
+                match message.content {
+                    InboundContent::Text { text: read } => {
+                        prop_assert_eq!(read.split_whitespace().collect::<Vec<_>>().join(" "), read.clone());
+                        prop_assert_eq!(read, expected);
+                    }
+                    InboundContent::Start { .. } => prop_assert!(expected.is_empty()),
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                }
+            }
+
+            /// `/ask` carries its question as a text (a start when blank), keyed by the
+            /// interaction; the locale never matters to the question.
+            #[test]
+            fn an_ask_command_carries_its_question(
+                question in nasty_text_with(DISCORD_PIECES),
+                guild in any::<bool>(),
+                locale in nasty_text(),
+            ) {
+                let data = json!({"id": "7001", "name": ASK_COMMAND, "type": 1,
+                    "options": [{"name": QUESTION_OPTION, "type": 3, "value": question}]});
+                let planned = plan_interaction(&interaction(2, data, guild, &locale), &me(), &scope());
+                prop_assert_eq!(planned.response, Response::DeferReply);
+                let inbound = planned.inbound.expect("a question for the engine");
+                prop_assert_eq!(inbound.platform_message_id, "interaction:175928847299117063");
+                let expected = strip_mention(&question, BOT);
+                match inbound.content {
+                    InboundContent::Text { text } => prop_assert_eq!(text, expected),
+                    InboundContent::Start { .. } => prop_assert!(expected.is_empty()),
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                }
+            }
+
+            /// A button's custom id comes back as the quick reply's payload, as it was.
+            #[test]
+            fn a_button_press_carries_its_custom_id(custom_id in nasty_text_with(&[CONTACT_BUTTON_ID])) {
+                let data = json!({"custom_id": custom_id, "component_type": 2});
+                let planned = plan_interaction(&interaction(3, data, true, "en-US"), &me(), &scope());
+                if custom_id == CONTACT_BUTTON_ID {
+                    prop_assert_eq!(planned.response, Response::ContactForm { russian: false });
+                } else if custom_id.is_empty() {
+                    prop_assert_eq!(planned.inbound, None);
+                } else {
+                    let inbound = planned.inbound.expect("a quick reply");
+                    prop_assert_eq!(inbound.content, InboundContent::QuickReply { payload: custom_id });
+                }
+            }
+
+            /// The contact form's fields become one message of the phone and the e-mail, the
+            /// name as the sender's; a form without either is refused with a notice.
+            #[test]
+            fn the_contact_form_becomes_one_message(
+                name in nasty_text(),
+                phone in nasty_text_with(&["+7 916 123-45-67", "8", " "]),
+                email in nasty_text_with(&["anna@example.com", "@", "."]),
+            ) {
+                let rows: Vec<Value> = [(NAME_FIELD, &name), (PHONE_FIELD, &phone), (EMAIL_FIELD, &email)]
+                    .iter()
+                    .map(|(id, value)| json!({"type": 1, "components": [{"type": 4, "custom_id": id, "value": value}]}))
+                    .collect();
+                let data = json!({"custom_id": CONTACT_MODAL_ID, "components": rows});
+                let planned = plan_interaction(&interaction(5, data, true, "ru"), &me(), &scope());
+                let details: Vec<&str> = [phone.trim(), email.trim()]
+                    .into_iter()
+                    .filter(|value| !value.is_empty())
+                    .collect();
+                match planned.inbound {
+                    None => prop_assert!(details.is_empty()),
+                    Some(inbound) => {
+                        prop_assert_eq!(inbound.content, InboundContent::Text { text: details.join("\n") });
+                        if !name.trim().is_empty() {
+                            prop_assert_eq!(inbound.sender_name, Some(name.trim().to_owned()));
+                        }
+                    }
+                }
+            }
+
+            /// A conversation's key comes back as where to answer; any other string is no
+            /// destination, and nothing panics.
+            #[test]
+            fn destinations_round_trip_and_junk_is_refused(
+                channel in any::<u64>(),
+                user_id in any::<u64>(),
+                in_server in any::<bool>(),
+                junk in nasty_text_with(&[":", "1", "18446744073709551616"]),
+            ) {
+                let expected = (channel, in_server.then_some(user_id));
+                prop_assert_eq!(destination(&chat_id(channel, in_server, user_id)), Some(expected));
+                let _ = destination(&junk);
+            }
+        }
+    }
+
     #[test]
     fn snowflakes_carry_their_time() {
         // 175928847299117063 is Discord's documented example: 2016-04-30 11:18:25.796 UTC.

@@ -49,8 +49,11 @@ fn render_with_limit(reply: &Reply, mention: Option<u64>, limit: usize) -> Vec<O
         .map(|user| format!("<@{user}> "))
         .unwrap_or_default();
     let mut parts: Vec<String> = split(&escape(reply.text.trim()), limit - char_len(&prefix));
-    if let Some(first) = parts.first_mut() {
-        first.insert_str(0, &prefix);
+    match parts.first_mut() {
+        Some(first) => first.insert_str(0, &prefix),
+        // Discord refuses an empty message; an empty reply is a bug upstream, said plainly
+        // (and the mention still comes first, before any sources).
+        None => parts.push(format!("{prefix}…")),
     }
     if let Some(sources) = citation_line(reply, lang) {
         let fits = parts
@@ -63,10 +66,6 @@ fn render_with_limit(reply: &Reply, mention: Option<u64>, limit: usize) -> Vec<O
             }
             _ => parts.extend(split(&sources, limit)),
         }
-    }
-    if parts.is_empty() {
-        // Discord refuses an empty message; an empty reply is a bug upstream, said plainly.
-        parts.push(format!("{prefix}…"));
     }
     let components = components_for(reply, lang);
     let last = parts.len() - 1;
@@ -354,6 +353,115 @@ mod tests {
         );
         assert_eq!(char_len(parts[0].content()), 1999);
         assert!(parts[1].content().starts_with("\\*"));
+    }
+
+    mod properties {
+        use closer_model::testing::{cases, nasty_text, nasty_text_with};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const MARKDOWN_PIECES: &[&str] = &[
+            "\n\n", "\n", ". ", " ", "\\", "\\\\", "*", "# ", "- ", "1. ", "> ", "`", "-#",
+        ];
+
+        fn without_whitespace(text: &str) -> String {
+            text.chars().filter(|c| !c.is_whitespace()).collect()
+        }
+
+        /// Whether `text` ends in the middle of an escape: an odd run of backslashes.
+        fn ends_inside_an_escape(text: &str) -> bool {
+            text.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
+        }
+
+        proptest! {
+            #![proptest_config(cases(192))]
+
+            /// Escaping keeps every character and only adds backslashes.
+            #[test]
+            fn escaping_only_adds_backslashes(text in nasty_text_with(MARKDOWN_PIECES)) {
+                let escaped = escape(&text);
+                let mut kept = escaped.chars().peekable();
+                let mut unescaped = String::new();
+                while let Some(c) = kept.next() {
+                    if c == '\\' {
+                        if let Some(next) = kept.next() {
+                            unescaped.push(next);
+                            continue;
+                        }
+                    }
+                    unescaped.push(c);
+                }
+                // Escapes are inserted only before a character, never at the end.
+                prop_assert!(!ends_inside_an_escape(&escaped), "{escaped:?}");
+                prop_assert_eq!(unescaped.replace('\\', ""), text.replace('\\', ""));
+            }
+
+            /// Every part is within the limit, none ends inside an escape, and the parts
+            /// rejoin to the escaped text but for the whitespace at a cut.
+            #[test]
+            fn split_parts_fit_keep_escapes_whole_and_rejoin(
+                text in nasty_text_with(MARKDOWN_PIECES),
+                limit in 2usize..300,
+            ) {
+                let escaped = escape(&text);
+                let parts = split(&escaped, limit);
+                for part in &parts {
+                    prop_assert!(char_len(part) <= limit, "{} chars: {part:?}", char_len(part));
+                    prop_assert!(!part.is_empty() && part.trim() == part, "{part:?}");
+                    prop_assert!(!ends_inside_an_escape(part), "{part:?}");
+                }
+                prop_assert_eq!(without_whitespace(&parts.concat()), without_whitespace(&escaped));
+            }
+
+            /// A whole reply renders to messages Discord takes: at most 2,000 characters,
+            /// never empty, the mention first, the buttons on the last part only and within
+            /// Discord's limits.
+            #[test]
+            fn every_rendered_message_is_within_discord_limits(
+                text in nasty_text_with(MARKDOWN_PIECES),
+                titles in proptest::collection::vec(nasty_text(), 0..3),
+                buttons in proptest::collection::vec((nasty_text(), nasty_text()), 0..30),
+                mention in proptest::option::of(any::<u64>()),
+                long in any::<bool>(),
+            ) {
+                let text = if long { text.repeat(2000 / text.len().max(1) + 2) } else { text };
+                let mut reply = reply(&text);
+                reply.citations = titles
+                    .into_iter()
+                    .map(|title| Citation { title, source: "source.md".to_owned() })
+                    .collect();
+                reply.quick_replies = buttons
+                    .into_iter()
+                    .map(|(label, payload)| QuickReply { label, payload })
+                    .collect();
+                let parts = render(&reply, mention);
+                prop_assert!(!parts.is_empty());
+                if let Some(user) = mention {
+                    // Followed by a space and the text, or alone when the text is empty.
+                    let expected = format!("<@{user}>");
+                    prop_assert!(parts[0].content().starts_with(&expected), "{:?}", parts[0].content());
+                }
+                for (index, part) in parts.iter().enumerate() {
+                    prop_assert!(char_len(part.content()) <= MAX_MESSAGE_CHARS);
+                    prop_assert!(!part.content().trim().is_empty());
+                    let rows = part.body.get("components").and_then(Value::as_array);
+                    prop_assert!(rows.is_none() || index + 1 == parts.len());
+                    let rows = rows.cloned().unwrap_or_default();
+                    prop_assert!(rows.len() <= MAX_ROWS);
+                    for row in &rows {
+                        let row = row["components"].as_array().cloned().unwrap_or_default();
+                        prop_assert!(!row.is_empty() && row.len() <= BUTTONS_PER_ROW);
+                        for button in &row {
+                            let label = button["label"].as_str().unwrap_or_default();
+                            let custom_id = button["custom_id"].as_str().unwrap_or_default();
+                            prop_assert!(char_len(label) <= MAX_LABEL_CHARS);
+                            prop_assert!(!custom_id.is_empty() && char_len(custom_id) <= MAX_CUSTOM_ID_CHARS);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

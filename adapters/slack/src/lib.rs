@@ -14,6 +14,8 @@
 //! - `takeover`: "Take over" and "Hand back", the conversation mirrored into the lead's thread
 //!   (driven by the store's activity, resumed from a stored position), and what the person
 //!   writes there delivered to the prospect.
+//! - `properties` (tests only): every parser of what Slack sends, and the signature check,
+//!   property-tested on hostile text.
 //! - [`Slack`]: the Events API routes on Closer's HTTP server, or Socket Mode.
 //!
 //! **The team is not a prospect.** Questions asked here go through
@@ -28,6 +30,9 @@ pub mod render;
 pub mod sender;
 mod takeover;
 pub mod verify;
+
+#[cfg(test)]
+mod properties;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -449,22 +454,41 @@ async fn commands_route(State(slack): State<Slack>, headers: HeaderMap, body: By
     if let Some(refused) = slack.refusal(&headers, &body) {
         return refused;
     }
-    let command: SlackCommandEvent = match serde_urlencoded::from_bytes(&body) {
-        Ok(command) => command,
+    let (command, thread_ts) = match parse_command(&body) {
+        Ok(parsed) => parsed,
         Err(error) => {
             tracing::warn!(%error, "a Slack command does not parse");
             return (StatusCode::BAD_REQUEST, "not a Slack command").into_response();
         }
     };
+    let ack = commands::handle(&slack, command, thread_ts).await;
+    Json(ack).into_response()
+}
+
+/// A slash command's form, and the thread it was typed in when Slack says so.
+fn parse_command(
+    body: &[u8],
+) -> Result<(SlackCommandEvent, Option<String>), serde_urlencoded::de::Error> {
     #[derive(serde::Deserialize)]
     struct Thread {
         thread_ts: Option<String>,
     }
-    let thread_ts = serde_urlencoded::from_bytes::<Thread>(&body)
+    let command: SlackCommandEvent = serde_urlencoded::from_bytes(body)?;
+    let thread_ts = serde_urlencoded::from_bytes::<Thread>(body)
         .ok()
         .and_then(|thread| thread.thread_ts);
-    let ack = commands::handle(&slack, command, thread_ts).await;
-    Json(ack).into_response()
+    Ok((command, thread_ts))
+}
+
+/// A button press's form: its `payload` field, parsed as JSON.
+fn parse_interaction(body: &[u8]) -> Option<SlackInteractionEvent> {
+    #[derive(serde::Deserialize)]
+    struct Form {
+        payload: String,
+    }
+    serde_urlencoded::from_bytes::<Form>(body)
+        .ok()
+        .and_then(|form| serde_json::from_str::<SlackInteractionEvent>(&form.payload).ok())
 }
 
 /// Button presses: signature first, then the `payload` form field parsed as JSON.
@@ -476,14 +500,7 @@ async fn interactions_route(
     if let Some(refused) = slack.refusal(&headers, &body) {
         return refused;
     }
-    #[derive(serde::Deserialize)]
-    struct Form {
-        payload: String,
-    }
-    let interaction = serde_urlencoded::from_bytes::<Form>(&body)
-        .ok()
-        .and_then(|form| serde_json::from_str::<SlackInteractionEvent>(&form.payload).ok());
-    let Some(interaction) = interaction else {
+    let Some(interaction) = parse_interaction(&body) else {
         tracing::warn!("a Slack interaction does not parse");
         return (StatusCode::BAD_REQUEST, "not a Slack interaction").into_response();
     };

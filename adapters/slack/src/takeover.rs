@@ -35,35 +35,64 @@ impl MirrorLocks {
     }
 }
 
+/// A press of a button on a message: which button, for which conversation, by whom, where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LeadButtonPress {
+    pub action_id: String,
+    pub conversation_id: Uuid,
+    pub user: String,
+    pub channel: String,
+    pub post_ts: String,
+}
+
+/// The button presses of an interaction that carry a conversation id (pure): a lead post's
+/// buttons carry it as their value; any other press, or one from nowhere, is nothing.
+pub(crate) fn lead_button_presses(interaction: &SlackInteractionEvent) -> Vec<LeadButtonPress> {
+    let SlackInteractionEvent::BlockActions(actions) = interaction else {
+        return Vec::new();
+    };
+    let SlackInteractionActionContainer::Message(container) = &actions.container else {
+        return Vec::new();
+    };
+    let channel = container
+        .channel_id
+        .as_ref()
+        .map(|channel| channel.0.clone())
+        .or_else(|| actions.channel.as_ref().map(|channel| channel.id.0.clone()));
+    let (Some(channel), Some(user)) = (channel, actions.user.as_ref()) else {
+        return Vec::new();
+    };
+    actions
+        .actions
+        .iter()
+        .flatten()
+        .filter_map(|action| {
+            let conversation_id = Uuid::parse_str(action.value.as_deref()?).ok()?;
+            Some(LeadButtonPress {
+                action_id: action.action_id.0.clone(),
+                conversation_id,
+                user: user.id.0.clone(),
+                channel: channel.clone(),
+                post_ts: container.message_ts.0.clone(),
+            })
+        })
+        .collect()
+}
+
 impl Slack {
     /// A button press on a lead's post.
     pub async fn process_interaction(&self, interaction: &SlackInteractionEvent) {
-        let SlackInteractionEvent::BlockActions(actions) = interaction else {
-            return;
-        };
-        let SlackInteractionActionContainer::Message(container) = &actions.container else {
-            return;
-        };
-        let channel = container
-            .channel_id
-            .as_ref()
-            .map(|channel| channel.0.clone())
-            .or_else(|| actions.channel.as_ref().map(|channel| channel.id.0.clone()));
-        let (Some(channel), Some(user)) = (channel, actions.user.as_ref()) else {
-            return;
-        };
-        let post_ts = container.message_ts.0.clone();
-        for action in actions.actions.iter().flatten() {
-            let Some(conversation_id) = action
-                .value
-                .as_deref()
-                .and_then(|value| Uuid::parse_str(value).ok())
-            else {
-                continue;
-            };
-            let result = match action.action_id.0.as_str() {
+        for press in lead_button_presses(interaction) {
+            let LeadButtonPress {
+                action_id,
+                conversation_id,
+                user,
+                channel,
+                post_ts,
+            } = press;
+            let result = match action_id.as_str() {
                 TAKE_OVER_ACTION => {
-                    self.take_over(conversation_id, &user.id.0, &channel, &post_ts)
+                    self.take_over(conversation_id, &user, &channel, &post_ts)
                         .await
                 }
                 HAND_BACK_ACTION => self.hand_back(conversation_id, &channel, &post_ts).await,

@@ -547,6 +547,205 @@ mod tests {
         }
     }
 
+    mod properties {
+        use closer_model::testing::{cases, nasty_text, nasty_text_with};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The syntax Telegram text carries: commands, mentions of the bot and of others.
+        const TELEGRAM_PIECES: &[&str] = &[
+            "/start",
+            "/help",
+            "/start@closer_test_bot ",
+            "/price@other_bot",
+            "@closer_test_bot",
+            "@Closer_Test_Bot",
+            "@closer_test_botanist",
+            "@",
+            "/",
+        ];
+
+        /// Entities of any type, offset and length, as a client that counts differently (or
+        /// a forged update) may send: translation must not trust them.
+        fn entities() -> impl Strategy<Value = serde_json::Value> {
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(&[
+                        "bot_command",
+                        "mention",
+                        "bold",
+                        "italic",
+                        "code",
+                        "hashtag",
+                        "spoiler",
+                    ]),
+                    0u32..5000,
+                    0u32..5000,
+                ),
+                0..4,
+            )
+            .prop_map(|entities| {
+                json!(entities
+                    .into_iter()
+                    .map(|(kind, offset, length)| json!({"type": kind, "offset": offset, "length": length}))
+                    .collect::<Vec<_>>())
+            })
+        }
+
+        fn is_start_or_text(content: &InboundContent) -> bool {
+            matches!(
+                content,
+                InboundContent::Start { .. } | InboundContent::Text { .. }
+            )
+        }
+
+        proptest! {
+            #![proptest_config(cases(128))]
+
+            /// A private text is always read: as the trimmed text itself unless it is a
+            /// command, and never as anything but a text or a start.
+            #[test]
+            fn a_private_text_with_any_entities_is_read_as_written(
+                text in nasty_text_with(TELEGRAM_PIECES),
+                entities in entities(),
+            ) {
+                let got = content(translate(&private(json!({"text": text, "entities": entities})), &me()));
+                prop_assert!(is_start_or_text(&got), "{got:?}");
+                let trimmed = text.trim();
+                if !trimmed.is_empty() && !trimmed.starts_with('/') {
+                    prop_assert_eq!(got, InboundContent::Text { text: trimmed.to_owned() });
+                }
+            }
+
+            /// A caption is read like a text; media without one is named, never dropped.
+            #[test]
+            fn a_caption_is_read_like_a_text(
+                caption in nasty_text_with(TELEGRAM_PIECES),
+                entities in entities(),
+            ) {
+                let photo = json!({
+                    "photo": [{"file_id": "f", "file_unique_id": "u", "width": 90, "height": 90}],
+                    "caption": caption,
+                    "caption_entities": entities,
+                });
+                let got = content(translate(&private(photo), &me()));
+                if caption.trim().is_empty() {
+                    prop_assert_eq!(got, InboundContent::Unsupported { what: "photo".to_owned() });
+                } else {
+                    prop_assert!(is_start_or_text(&got), "{got:?}");
+                }
+            }
+
+            /// `/start` takes only what a deep link may carry as the campaign, at most 64 of
+            /// `A-Z a-z 0-9 _ -`, whatever follows it.
+            #[test]
+            fn a_start_command_keeps_only_a_valid_campaign(argument in nasty_text()) {
+                let got = content(translate(&private(json!({"text": format!("/start {argument}")})), &me()));
+                let InboundContent::Start { campaign } = got else {
+                    return Err(TestCaseError::fail(format!("not a start: {got:?}")));
+                };
+                if let Some(campaign) = campaign {
+                    prop_assert!(!campaign.is_empty() && campaign.len() <= MAX_CAMPAIGN_CHARS);
+                    prop_assert!(campaign
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'));
+                }
+            }
+
+            /// In a group, a text that mentions the bot is read without the mention, whatever
+            /// surrounds it; one that does not is left to the people in the group.
+            #[test]
+            fn a_group_text_is_read_only_when_it_mentions_the_bot(
+                text in nasty_text_with(TELEGRAM_PIECES),
+            ) {
+                let translated = translate(&group(&text, false), &me());
+                if mentions(&text, "closer_test_bot") {
+                    let got = content(translated);
+                    prop_assert!(is_start_or_text(&got), "{got:?}");
+                    if let InboundContent::Text { text: read } = got {
+                        prop_assert!(!mentions(&read, "closer_test_bot"), "{read:?}");
+                    }
+                } else {
+                    prop_assert_eq!(
+                        translated,
+                        Translated::Ignored("a group message not addressed to the bot")
+                    );
+                }
+            }
+
+            /// An edit is its own message, keyed by the message id and the edit's time.
+            #[test]
+            fn an_edit_is_keyed_by_its_message_and_time(
+                text in nasty_text_with(TELEGRAM_PIECES),
+                message_id in 1i32..i32::MAX,
+                edit_date in 1_600_000_000i64..2_000_000_000,
+            ) {
+                let edited = update(json!({"update_id": 2, "edited_message": {
+                    "message_id": message_id, "date": 1_500_000_000, "edit_date": edit_date,
+                    "chat": {"id": 42, "type": "private"},
+                    "from": {"id": 42, "is_bot": false, "first_name": "Anna"},
+                    "text": text}}));
+                let Translated::Inbound { message, .. } = translate(&edited, &me()) else {
+                    return Err(TestCaseError::fail("an edit is a message"));
+                };
+                prop_assert_eq!(message.platform_message_id, format!("{message_id}:edit:{edit_date}"));
+            }
+
+            /// A button's data comes back as the quick reply's payload, byte for byte, keyed by
+            /// the callback; a press without data or message is acknowledged only.
+            #[test]
+            fn a_button_press_carries_its_data_as_the_payload(
+                data in nasty_text(),
+                id in nasty_text(),
+                with_message in any::<bool>(),
+            ) {
+                let mut query = json!({
+                    "id": id, "chat_instance": "c", "data": data,
+                    "from": {"id": 42, "is_bot": false, "first_name": "Anna"},
+                });
+                if with_message {
+                    query["message"] = json!({"message_id": 101, "date": 1_700_000_000,
+                        "chat": {"id": 42, "type": "private"}, "text": "Rate us"});
+                }
+                let translated = translate(&update(json!({"update_id": 3, "callback_query": query})), &me());
+                if with_message {
+                    let Translated::Inbound { message, callback_id, .. } = translated else {
+                        return Err(TestCaseError::fail(format!("not a message: {translated:?}")));
+                    };
+                    prop_assert_eq!(callback_id.as_deref(), Some(id.as_str()));
+                    prop_assert_eq!(message.platform_message_id, format!("callback:{id}"));
+                    prop_assert_eq!(message.content, InboundContent::QuickReply { payload: data });
+                } else {
+                    prop_assert_eq!(translated, Translated::AcknowledgeOnly { callback_id: id });
+                }
+            }
+
+            /// A shared contact is a phone with a tidy name, or, when the number does not
+            /// parse, the number as the prospect's words: never lost, never a panic.
+            #[test]
+            fn a_shared_contact_is_a_phone_or_the_words_it_carried(
+                phone_number in nasty_text_with(&["+", "7", "79161234567", "8 916 123 45 67", " ", "-"]),
+                first_name in nasty_text(),
+                last_name in proptest::option::of(nasty_text()),
+            ) {
+                let got = content(translate(
+                    &private(json!({"contact": {"phone_number": phone_number, "first_name": first_name, "last_name": last_name}})),
+                    &me(),
+                ));
+                match got {
+                    InboundContent::SharedContact { name, .. } => {
+                        if let Some(name) = name {
+                            prop_assert!(!name.is_empty());
+                        }
+                    }
+                    InboundContent::Text { text } => prop_assert_eq!(text, phone_number),
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                }
+            }
+        }
+    }
+
     #[test]
     fn unknown_update_kinds_and_bots_are_ignored() {
         let unknown = update(json!({"update_id": 5, "some_future_kind": {"x": 1}}));

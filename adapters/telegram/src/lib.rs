@@ -414,7 +414,7 @@ impl Telegram {
         loop {
             ticks.tick().await;
             for letter in self.guard.retries().await {
-                match serde_json::from_str::<Update>(&letter.payload) {
+                match parse_update(letter.payload.as_bytes()) {
                     Ok(update) => {
                         let work = async {
                             match malformed(&update) {
@@ -513,7 +513,7 @@ async fn webhook(
         tracing::warn!("a Telegram webhook call without the right secret token was refused");
         return (StatusCode::UNAUTHORIZED, "wrong or missing secret token");
     }
-    let update: Update = match serde_json::from_slice(&body) {
+    let update: Update = match parse_update(&body) {
         Ok(update) => update,
         Err(error) => {
             tracing::warn!(%error, "a Telegram webhook call carried no valid update");
@@ -559,10 +559,8 @@ fn tolerant_updates(raw: &str) -> Vec<Result<Update, Unparsed>> {
                 .get("update_id")
                 .and_then(serde_json::Value::as_i64)
                 .and_then(|id| i32::try_from(id).ok());
-            // From text: teloxide's `Update` does not deserialize from a `serde_json::Value`
-            // (it would come out as `UpdateKind::Error`).
             let raw = item.to_string();
-            match serde_json::from_str::<Update>(&raw) {
+            match parse_update(raw.as_bytes()) {
                 Ok(update) => Some(Ok(update)),
                 Err(error) => {
                     tracing::warn!(%error, update_id = ?id, "an update does not parse");
@@ -577,6 +575,19 @@ fn tolerant_updates(raw: &str) -> Vec<Result<Update, Unparsed>> {
             }
         })
         .collect()
+}
+
+/// Parses one update from its JSON, keeping the raw JSON of one teloxide cannot read in
+/// `UpdateKind::Error` as its `getUpdates` does: teloxide's `Deserialize` alone leaves an empty
+/// object there, and [`malformed`] could not tell a message that does not parse (a dead
+/// letter) from a kind Closer does not read (ignored). Parsed from text: teloxide's `Update`
+/// does not deserialize from a `serde_json::Value` (it would come out as `UpdateKind::Error`).
+fn parse_update(raw: &[u8]) -> serde_json::Result<Update> {
+    let mut update: Update = serde_json::from_slice(raw)?;
+    if let teloxide::types::UpdateKind::Error(value) = &mut update.kind {
+        *value = serde_json::from_slice(raw)?;
+    }
+    Ok(update)
 }
 
 /// Why an update of a kind Closer reads (a message, an edit, a button press) could not be
@@ -626,4 +637,50 @@ fn random_secret() -> SecretString {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use closer_model::testing::{cases, nasty_text, nasty_text_with};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(cases(64))]
+
+        /// Whatever `getUpdates` answers, it is read without a panic, and an update that does
+        /// not parse is kept aside by its id, not lost.
+        #[test]
+        fn any_get_updates_answer_is_read_without_panicking(
+            raw in nasty_text_with(&["{", "}", "[", "]", "\"result\":", "\"update_id\":", "1", ",", "\"message\":", "null"]),
+            text in nasty_text(),
+            id in 1i32..i32::MAX,
+        ) {
+            let _ = tolerant_updates(&raw);
+            let body = serde_json::json!({"ok": true, "result": [
+                {"update_id": id, "message": {"message_id": 1, "date": 1_700_000_000,
+                    "chat": {"id": 42, "type": "private"}, "text": text}},
+                {"update_id": id, "message": {"message_id": "not a number", "text": text}},
+            ]});
+            let updates = tolerant_updates(&body.to_string());
+            prop_assert_eq!(updates.len(), 2);
+            prop_assert!(updates[0].as_ref().is_ok_and(|update| malformed(update).is_none()));
+            prop_assert!(updates[1].as_ref().is_ok_and(|update| malformed(update).is_some()));
+        }
+    }
+
+    #[test]
+    fn a_message_that_does_not_parse_is_malformed_however_it_arrives() {
+        // teloxide's `Deserialize` once left `UpdateKind::Error({})`: a broken message from
+        // the webhook, or a dead letter tried again, was ignored as an unknown kind.
+        let broken = br#"{"update_id": 7, "message": {"message_id": "not a number"}}"#;
+        let update = parse_update(broken).expect("an update with an unreadable message");
+        assert!(malformed(&update).is_some());
+        let kept = serde_json::to_string(&update).expect("serializes");
+        assert!(kept.contains("not a number"), "{kept}");
+        let unknown = parse_update(br#"{"update_id": 8, "some_future_kind": {"x": 1}}"#)
+            .expect("an update of an unknown kind");
+        assert!(malformed(&unknown).is_none());
+    }
 }

@@ -149,6 +149,11 @@ fn split(text: &str, limit: usize) -> Vec<String> {
             }
             end = index + c.len_utf8();
         }
+        if end == 0 {
+            // A limit below one character's units (an emoji is two): the character goes
+            // alone rather than not at all, which looped forever.
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
         let window = &rest[..end];
         let cut = ["\n\n", "\n", ". ", "! ", "? ", " "]
             .iter()
@@ -226,6 +231,93 @@ mod tests {
             .iter()
             .all(|part| char_len(&part.plain) <= MAX_MESSAGE_CHARS));
         assert_eq!(parts.len(), 2);
+    }
+
+    #[test]
+    fn a_limit_below_a_character_still_makes_progress() {
+        assert_eq!(split("😀😀 a", 1), ["😀", "😀", "a"]);
+    }
+
+    mod properties {
+        use closer_model::testing::{cases, nasty_text, nasty_text_with};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const SEPARATORS: &[&str] = &[
+            "\n\n",
+            "\n",
+            ". ",
+            "! ",
+            "? ",
+            " ",
+            "  ",
+            "👨\u{200d}👩\u{200d}👧",
+        ];
+
+        fn without_whitespace(text: &str) -> String {
+            text.chars().filter(|c| !c.is_whitespace()).collect()
+        }
+
+        proptest! {
+            #![proptest_config(cases(192))]
+
+            /// Every part is within the limit in UTF-16 units (a lone character wider than
+            /// the limit aside), none is blank or padded, and the parts rejoin to the text:
+            /// only the whitespace at a cut is dropped.
+            #[test]
+            fn split_parts_fit_and_rejoin_to_the_text(
+                text in nasty_text_with(SEPARATORS),
+                limit in 1usize..300,
+            ) {
+                let parts = split(&text, limit);
+                for part in &parts {
+                    prop_assert!(
+                        char_len(part) <= limit || part.chars().count() == 1,
+                        "{} units: {part:?}", char_len(part)
+                    );
+                    prop_assert!(!part.is_empty() && part.trim() == part, "{part:?}");
+                }
+                prop_assert_eq!(without_whitespace(&parts.concat()), without_whitespace(&text));
+            }
+
+            /// A whole reply, citations and buttons included, renders to messages Telegram
+            /// takes: within 4,096 units, never empty, the keyboard only on the last.
+            #[test]
+            fn every_rendered_message_is_within_telegram_limit(
+                text in nasty_text_with(SEPARATORS),
+                titles in proptest::collection::vec(nasty_text(), 0..3),
+                payloads in proptest::collection::vec(nasty_text(), 0..3),
+                long in any::<bool>(),
+            ) {
+                let text = if long { text.repeat(4096 / text.len().max(1) + 2) } else { text };
+                let mut reply = Reply::new(ReplyKind::Answer, &text);
+                reply.citations = titles
+                    .into_iter()
+                    .map(|title| Citation { title, source: "source.md".to_owned() })
+                    .collect();
+                reply.quick_replies = payloads
+                    .into_iter()
+                    .map(|payload| QuickReply { label: payload.clone(), payload })
+                    .collect();
+                let parts = render(&reply);
+                prop_assert!(!parts.is_empty());
+                for (index, part) in parts.iter().enumerate() {
+                    prop_assert!(char_len(&part.plain) <= MAX_MESSAGE_CHARS, "{}", char_len(&part.plain));
+                    prop_assert!(!part.plain.trim().is_empty() && !part.html.trim().is_empty());
+                    if index + 1 < parts.len() {
+                        prop_assert!(part.markup.is_none());
+                    }
+                }
+                if let Some(ReplyMarkup::InlineKeyboard(keyboard)) = &parts[parts.len() - 1].markup {
+                    for button in keyboard.inline_keyboard.iter().flatten() {
+                        let json = serde_json::to_value(button).expect("a button serializes");
+                        let data = json["callback_data"].as_str().unwrap_or_default();
+                        prop_assert!(!data.is_empty() && data.len() <= MAX_CALLBACK_BYTES);
+                    }
+                }
+            }
+        }
     }
 
     #[test]

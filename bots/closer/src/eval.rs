@@ -336,7 +336,8 @@ pub async fn run(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
         .map_err(|error| {
             anyhow::anyhow!("cannot create the evaluation database {shown}: {error}")
         })?;
-    let result = run_on(config, args, &database_url, &questions, &dialogs).await;
+    let cache = embeddings_cache(expose(&base_url)).await;
+    let result = run_on(config, args, &database_url, cache, &questions, &dialogs).await;
     if let Err(error) = closer_store::drop_database(&database_url).await {
         eprintln!("could not drop the evaluation database {shown}: {error}");
     }
@@ -345,10 +346,21 @@ pub async fn run(config: &Config, args: &EvalArgs) -> anyhow::Result<()> {
     report.check(args)
 }
 
+/// The store whose embeddings cache the evaluation uses: the configured database's, so that a
+/// set evaluated again (CI, a tuning session) embeds nothing unchanged; `None` when it cannot be
+/// had, and the throwaway evaluation database caches instead.
+async fn embeddings_cache(base_url: &str) -> Option<Store> {
+    closer_store::ensure_database(base_url).await.ok()?;
+    let store = Store::connect(base_url, 2).await.ok()?;
+    store.migrate().await.ok()?;
+    Some(store)
+}
+
 async fn run_on(
     config: &Config,
     args: &EvalArgs,
     database_url: &str,
+    cache: Option<Store>,
     questions: &[Question],
     dialogs: &[Dialog],
 ) -> anyhow::Result<Report> {
@@ -360,8 +372,24 @@ async fn run_on(
         eprintln!("skipped {}: {}", skipped.path.display(), skipped.reason);
     }
     store.sync_documents(&scanned.documents).await?;
-    let retriever =
-        closer_knowledge::Retriever::build(&scanned.documents, &config.knowledge.retriever)?;
+    let model = crate::embeddings::model(&config.knowledge.embeddings).await;
+    eprintln!(
+        "Retrieval: {}.",
+        model
+            .as_ref()
+            .map_or("keywords alone".to_owned(), |model| format!(
+                "keywords and meaning ({})",
+                model.id()
+            ))
+    );
+    let retriever = closer_engine::index::build_retriever(
+        cache.as_ref().unwrap_or(&store),
+        scanned.documents.clone(),
+        &config.knowledge.retriever,
+        model,
+        crate::embeddings::progress(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+    )
+    .await?;
     let dialog_config = closer_dialog::DialogConfig::from_toml_str(&config.playbook_text()?)?;
     let mut engine = Engine::new(store.clone(), dialog_config, retriever, Vec::new());
     if args.answers == AnswerSourceArg::Anythingllm {
@@ -627,6 +655,16 @@ struct Report {
     /// Leads created for a dialog that should not have one.
     false_leads: usize,
     latencies: Vec<Duration>,
+    /// The length in characters of every answer given (declines and small talk aside).
+    answer_lengths: Vec<usize>,
+}
+
+/// The value at `fraction` of the sorted values (nearest rank), 0 for none.
+fn nearest_rank<T: Copy + Default>(sorted: &[T], fraction: f64) -> T {
+    match sorted.len() {
+        0 => T::default(),
+        len => sorted[((len as f64 * fraction).ceil() as usize).clamp(1, len) - 1],
+    }
 }
 
 impl Report {
@@ -640,6 +678,9 @@ impl Report {
             .entry(question.lang.clone())
             .or_default()
             .add(correct);
+        if !outcome.declined && question.kind != "smalltalk" && !outcome.answer.is_empty() {
+            self.answer_lengths.push(outcome.answer.chars().count());
+        }
         if question.kind == "unanswerable" {
             self.declined_correctly.add(outcome.declined);
         } else if question.kind != "smalltalk" && outcome.declined {
@@ -667,10 +708,7 @@ impl Report {
             .map(|latency| latency.as_secs_f64() * 1000.0)
             .collect();
         sorted.sort_by(f64::total_cmp);
-        match sorted.len() {
-            0 => 0.0,
-            len => sorted[((len as f64 * fraction).ceil() as usize).clamp(1, len) - 1],
-        }
+        nearest_rank(&sorted, fraction)
     }
 
     fn print(&self) {
@@ -684,6 +722,15 @@ impl Report {
         }
         println!("  declined correctly  {}", self.declined_correctly);
         println!("  false declines      {}", self.false_declines);
+        let mut lengths = self.answer_lengths.clone();
+        lengths.sort_unstable();
+        println!(
+            "  answer length       p50 {} p95 {} max {} characters ({} answers)",
+            nearest_rank(&lengths, 0.50),
+            nearest_rank(&lengths, 0.95),
+            lengths.last().copied().unwrap_or_default(),
+            lengths.len()
+        );
         println!("Dialogs");
         println!("  passed              {}", self.dialogs);
         for (lang, tally) in &self.dialogs_by_lang {

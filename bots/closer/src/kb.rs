@@ -15,15 +15,15 @@ use crate::config::Config;
 ///
 /// # Errors
 /// The folder cannot be read, or the store fails.
-pub async fn import(store: &Store, dir: &Path, interactive: bool) -> anyhow::Result<()> {
-    let bar = if interactive {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} reading {pos}/{len} files {wide_bar}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+pub async fn import(
+    config: &Config,
+    store: &Store,
+    dir: &Path,
+    interactive: bool,
+) -> anyhow::Result<()> {
+    let bar = crate::embeddings::bar(
+        "{spinner} reading {pos}/{len} files {wide_bar}",
+        interactive,
     );
     let scanned = closer_knowledge::read_dir(dir, |done, total| {
         bar.set_length(total as u64);
@@ -61,7 +61,31 @@ pub async fn import(store: &Store, dir: &Path, interactive: bool) -> anyhow::Res
     for skipped in &scanned.skipped {
         println!("  skipped {}: {}", skipped.path.display(), skipped.reason);
     }
+    // The passages are embedded now, with progress, rather than at the next start.
+    if interactive {
+        index(config, store, scanned.documents, true).await?;
+    }
     Ok(())
+}
+
+/// The retriever over `documents`, with the embedding model when there is one (vectors from
+/// the store's cache, the rest embedded with a progress bar when `interactive`).
+async fn index(
+    config: &Config,
+    store: &Store,
+    documents: Vec<closer_knowledge::KnowledgeDocument>,
+    interactive: bool,
+) -> anyhow::Result<Retriever> {
+    let model = crate::embeddings::model(&config.knowledge.embeddings).await;
+    closer_engine::index::build_retriever(
+        store,
+        documents,
+        &config.knowledge.retriever,
+        model,
+        crate::embeddings::progress(interactive),
+    )
+    .await
+    .context("while indexing the knowledge base")
 }
 
 /// `closer kb sync`: pushes the stored knowledge base to the configured AnythingLLM workspace,
@@ -183,7 +207,7 @@ pub async fn load(config: &Config, store: &Store) -> anyhow::Result<Retriever> {
         let dir = config.resolve(&config.knowledge.dir);
         if dir.is_dir() {
             eprintln!("The knowledge base is empty: importing {}.", dir.display());
-            import(store, &dir, false).await?;
+            import(config, store, &dir, false).await?;
             documents = store
                 .documents()
                 .await
@@ -195,8 +219,13 @@ pub async fn load(config: &Config, store: &Store) -> anyhow::Result<Retriever> {
             );
         }
     }
-    Retriever::build(&documents, &config.knowledge.retriever)
-        .context("while indexing the knowledge base")
+    index(
+        config,
+        store,
+        documents,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    )
+    .await
 }
 
 fn plural(count: usize, noun: &str) -> String {

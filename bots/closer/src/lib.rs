@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod database;
 pub mod dead_letters;
+pub mod embeddings;
 pub mod eval;
 pub mod kb;
 pub mod leads;

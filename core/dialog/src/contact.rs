@@ -858,4 +858,94 @@ mod tests {
             let _ = extract_contact(text);
         }
     }
+
+    mod properties {
+        use closer_model::testing::{cases, nasty_char, nasty_text, nasty_text_with};
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// What contact messages are made of: markers, labels, digits, separators, names.
+        const CONTACT_PIECES: &[&str] = &[
+            "меня зовут ",
+            "I'm ",
+            "my name is ",
+            "компания ",
+            "ООО «",
+            "»",
+            "from ",
+            "тел. ",
+            "e-mail: ",
+            "ИНН ",
+            "заказ ",
+            "+7",
+            "8 (916) ",
+            "123-45-67",
+            "@",
+            ".ru",
+            "Анна ",
+            "Anna ",
+            "Иван Петров",
+            ", ",
+            "; ",
+            " — ",
+        ];
+
+        /// Text with no letters or digits of its own, so it cannot join or label a number.
+        fn noise() -> impl Strategy<Value = String> {
+            proptest::collection::vec(
+                nasty_char().prop_filter("no letters or digits", |c| {
+                    !c.is_alphanumeric()
+                        && !matches!(c, '.' | '-' | '+' | '_' | '%' | '@' | '(' | ')')
+                }),
+                0..40,
+            )
+            .prop_map(|chars| chars.into_iter().collect())
+        }
+
+        proptest! {
+            #![proptest_config(cases(128))]
+
+            /// Any message is read without a panic; what it finds is tidy and valid.
+            #[test]
+            fn any_message_is_read_without_panicking(text in nasty_text_with(CONTACT_PIECES)) {
+                let update = extract_contact(&text);
+                for value in [&update.name, &update.company].into_iter().flatten() {
+                    prop_assert!(!value.is_empty(), "{update:?}");
+                    prop_assert_eq!(value.split_whitespace().collect::<Vec<_>>().join(" "), value.clone());
+                }
+                if let Some(phone) = &update.phone {
+                    prop_assert_eq!(Phone::parse(phone.as_str()), Ok(phone.clone()));
+                }
+                let _ = blank_contact_details(&text);
+                let _ = name_alone(&text);
+            }
+
+            /// A phone and an address set apart by commas are found in any surroundings, and
+            /// blanking removes both.
+            #[test]
+            fn a_phone_and_an_email_are_found_anywhere(
+                before in noise(),
+                between in noise(),
+                after in noise(),
+            ) {
+                let text = format!("{before}, +7 916 123-45-67, {between}, anna@example.com, {after}");
+                let update = extract_contact(&text);
+                prop_assert_eq!(update.phone.as_ref().map(Phone::as_str), Some("+79161234567"));
+                prop_assert_eq!(update.email.as_ref().map(Email::as_str), Some("anna@example.com"));
+                let blanked = blank_contact_details(&text);
+                prop_assert!(!blanked.contains("anna@example.com") && !blanked.contains("123-45-67"), "{blanked:?}");
+            }
+
+            /// A name typed alone comes back capitalised, one to three words.
+            #[test]
+            fn a_name_alone_is_one_to_three_capitalised_words(text in nasty_text()) {
+                if let Some(name) = name_alone(&text) {
+                    let words: Vec<&str> = name.split_whitespace().collect();
+                    prop_assert!((1..=3).contains(&words.len()), "{name:?}");
+                    prop_assert!(words.iter().all(|word| !word.chars().next().is_some_and(char::is_lowercase)), "{name:?}");
+                }
+            }
+        }
+    }
 }

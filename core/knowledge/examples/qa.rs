@@ -30,6 +30,50 @@ fn strings(value: &serde_json::Value, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The vectors of `texts`, from the cache file where they were embedded before.
+fn cached_embeddings(
+    model: &closer_embed::Model,
+    texts: &[String],
+) -> Result<Vec<Vec<f32>>, Box<dyn std::error::Error>> {
+    use sha2::Digest;
+    let dir = PathBuf::from("target/qa-embeddings");
+    std::fs::create_dir_all(&dir)?;
+    let dim = model.dim();
+    let mut vectors = Vec::with_capacity(texts.len());
+    let mut missing = Vec::new();
+    for (index, text) in texts.iter().enumerate() {
+        let key = hex::encode(sha2::Sha256::digest(format!("{}\n{text}", model.id())));
+        let path = dir.join(key);
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == dim * 4 => vectors.push(
+                bytes
+                    .chunks_exact(4)
+                    .map(|four| f32::from_le_bytes([four[0], four[1], four[2], four[3]]))
+                    .collect(),
+            ),
+            _ => {
+                vectors.push(Vec::new());
+                missing.push((index, path));
+            }
+        }
+    }
+    for batch in missing.chunks(32) {
+        let batch_texts: Vec<&str> = batch
+            .iter()
+            .map(|(index, _)| texts[*index].as_str())
+            .collect();
+        for ((index, path), vector) in batch.iter().zip(model.embed_passages(&batch_texts)) {
+            let bytes: Vec<u8> = vector
+                .iter()
+                .flat_map(|value| value.to_le_bytes())
+                .collect();
+            std::fs::write(path, bytes)?;
+            vectors[*index] = vector;
+        }
+    }
+    Ok(vectors)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let verbose = arguments.iter().any(|argument| argument == "-v");
@@ -67,7 +111,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(json) => serde_json::from_str(&json)?,
         Err(_) => RetrieverSettings::default(),
     };
-    let retriever = Retriever::build(&scanned.documents, &settings)?;
+    let mut retriever = Retriever::build(&scanned.documents, &settings)?;
+    // `QA_MODEL=path` (or `.models/e5-small-q4.bin`) adds sentence embeddings; `QA_MODEL=off`
+    // leaves them out. Vectors are cached in `target/qa-embeddings/` by the text's hash.
+    let model_path = std::env::var("QA_MODEL").unwrap_or_else(|_| ".models/e5-small-q4.bin".into());
+    if model_path != "off" {
+        let model = std::sync::Arc::new(closer_embed::Model::load(std::path::Path::new(
+            &model_path,
+        ))?);
+        let texts = retriever.embedding_texts();
+        let embedded_at = Instant::now();
+        let vectors = cached_embeddings(&model, &texts)?;
+        println!(
+            "embedded {} units in {:?}",
+            texts.len(),
+            embedded_at.elapsed()
+        );
+        retriever = retriever.with_embeddings(model, &vectors)?;
+    }
+    let mut dump = std::env::var("QA_DUMP")
+        .ok()
+        .map(std::fs::File::create)
+        .transpose()?;
     println!(
         "built {} documents, {} passages in {:?}",
         scanned.documents.len(),
@@ -79,6 +144,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut per_lang: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     let (mut correct, mut total, mut false_declines) = (0, 0, 0);
     let mut latencies = Vec::new();
+    let mut lengths = Vec::new();
     for line in std::fs::read_to_string(&questions_file)?.lines() {
         if line.trim().is_empty() {
             continue;
@@ -93,6 +159,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let started = Instant::now();
         let answer = retriever.answer(text, lang, AudienceFilter::PublicOnly);
         latencies.push(started.elapsed());
+        if let Some(answer) = &answer {
+            lengths.push(answer.text.chars().count());
+        }
         let expect_all = strings(&question, "expect_all");
         let expect_any = strings(&question, "expect_any");
         let is_correct = match (&answer, kind.as_str()) {
@@ -110,6 +179,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             .any(|expected| normalized.contains(&normalize(expected))))
             }
         };
+        if let Some(dump) = dump.as_mut() {
+            use std::io::Write;
+            let signals = retriever.signals(text, lang, AudienceFilter::PublicOnly);
+            let sources = question["sources"].to_string();
+            let cited = answer.as_ref().map(|answer| {
+                answer
+                    .citations
+                    .iter()
+                    .any(|citation| sources.contains(&citation.source))
+            });
+            writeln!(
+                dump,
+                "{}",
+                serde_json::json!({
+                    "id": question["id"], "kind": kind,
+                    "answered": answer.is_some(), "correct": is_correct, "lang": lang.as_str(), "cited_right": cited,
+                    "unknown_share": signals.map(|s| s.unknown_share),
+                    "unknown_name": signals.map(|s| s.unknown_name),
+                    "coverage": signals.map(|s| s.coverage),
+                    "similarity": signals.map(|s| s.similarity),
+                    "best_similarity": signals.map(|s| s.best_similarity),
+                    "similarity_z": signals.map(|s| s.similarity_z),
+                })
+            )?;
+        }
         if answer.is_none() && kind != "unanswerable" {
             false_declines += 1;
         }
@@ -154,6 +248,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     latencies.sort();
+    lengths.sort();
+    println!(
+        "answer length p50 {} p95 {}",
+        lengths.get(lengths.len() / 2).copied().unwrap_or_default(),
+        lengths
+            .get(lengths.len() * 95 / 100)
+            .copied()
+            .unwrap_or_default()
+    );
     let percentile = |share: f64| {
         latencies
             .get(((latencies.len() as f64 * share) as usize).min(latencies.len().saturating_sub(1)))

@@ -48,22 +48,78 @@ fn chunk_csv(content: &str) -> Vec<Chunk> {
     reader
         .records()
         .filter_map(Result::ok)
-        .map(|record| {
-            let fields: Vec<String> = record
+        .filter_map(|record| {
+            let cells: Vec<(&str, &str)> = record
                 .iter()
                 .enumerate()
-                .filter(|(_, value)| !value.trim().is_empty())
-                .map(|(index, value)| match headers.get(index) {
-                    Some(header) if !header.is_empty() => format!("{header}: {}", value.trim()),
-                    _ => value.trim().to_string(),
+                .map(|(index, value)| {
+                    let header = headers.get(index).map_or("", String::as_str);
+                    (header, value.trim())
                 })
+                .filter(|(_, value)| !value.is_empty())
                 .collect();
-            Chunk {
+            // A row of blank cells (`,,,`) is no passage: an empty unit would be indexed.
+            row_sentence(&cells).map(|sentence| Chunk {
                 headings: Vec::new(),
-                units: vec![fields.join("; ")],
-            }
+                units: vec![sentence],
+            })
         })
         .collect()
+}
+
+/// A CSV row as one sentence a person would write: what the row is about (its first cell with
+/// words in it), then the other cells as "column value", without codes meant for machines
+/// ("PLAN-START") and empty marks: "Тариф «Старт»: цена (руб.) 4900, период в месяц".
+fn row_sentence(cells: &[(&str, &str)]) -> Option<String> {
+    let shown: Vec<&(&str, &str)> = cells
+        .iter()
+        .filter(|(_, value)| !is_code(value) && !is_empty_mark(value))
+        .collect();
+    let subject = shown
+        .iter()
+        .position(|(_, value)| value.chars().any(char::is_alphabetic))
+        .unwrap_or(0);
+    let (_, label) = shown.get(subject)?;
+    let rest: Vec<String> = shown
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| *index != subject)
+        .map(|(_, (header, value))| {
+            if header.is_empty() {
+                (*value).to_owned()
+            } else {
+                format!("{header} {value}")
+            }
+        })
+        .collect();
+    Some(if rest.is_empty() {
+        (*label).to_owned()
+    } else {
+        format!("{label}: {}", rest.join(", "))
+    })
+}
+
+/// An identifier for machines: capitals and digits joined by hyphens, dots or underscores
+/// ("PLAN-START", "SK-220BT"), no spaces.
+fn is_code(value: &str) -> bool {
+    let parts: Vec<&str> = value.split(['-', '_', '.']).collect();
+    parts.len() >= 2
+        && parts.iter().all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit())
+        })
+        && value
+            .chars()
+            .any(|character| character.is_ascii_uppercase())
+}
+
+/// A cell that says nothing: a dash.
+fn is_empty_mark(value: &str) -> bool {
+    value
+        .chars()
+        .all(|character| matches!(character, '-' | '—' | '–'))
 }
 
 /// Markdown (and plain text, which is Markdown without headings) into heading sections.

@@ -21,7 +21,9 @@ pub mod text;
 
 pub use closer_model::KnowledgeDocument;
 pub use import::{parse_document, read_dir, ScannedKnowledgeBase, SkipReason, SkippedFile};
-pub use retriever::{AudienceFilter, Passage, Retriever, RetrieverSettings, HARD_MAX_ANSWER_CHARS};
+pub use retriever::{
+    AudienceFilter, Passage, Retriever, RetrieverSettings, Signals, HARD_MAX_ANSWER_CHARS,
+};
 
 /// What can go wrong while importing or indexing.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +34,9 @@ pub enum KnowledgeError {
     /// The search index could not be built.
     #[error("cannot build the search index: {0}")]
     Index(#[from] tantivy::TantivyError),
+    /// The embeddings handed to the retriever do not fit its passages.
+    #[error("the embeddings do not fit the knowledge base: {0}")]
+    Embeddings(String),
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! query-term coverage, the decision to decline, and the composition of a short answer.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use closer_embed::Model;
 
 use closer_model::{Audience, Citation, KnowledgeAnswer, KnowledgeDocument, Lang};
 use serde::Deserialize;
@@ -62,6 +65,18 @@ pub struct RetrieverSettings {
     pub min_added_coverage: f32,
     /// How much a unit's own score counts against the coverage it adds when composing.
     pub coverage_score_weight: f32,
+    /// How much the similarity by meaning counts against the lexical score, when a sentence
+    /// embedding model is in use: a unit 0.1 less similar than the closest loses this much.
+    pub dense_weight: f32,
+    /// How many of the units closest by meaning join the lexical candidates.
+    pub dense_candidates: usize,
+    /// With embeddings: the least probability that the best unit answers the question (by the
+    /// calibrated model of the retrieval signals) for it to be shown. 0.0–1.0.
+    pub min_answer_probability: f32,
+    /// With embeddings: up to this length, room left in the answer goes to the next best
+    /// units even when they add nothing the question asked (a near-miss best unit often has
+    /// the answer right behind it); beyond it only units that add what was asked join.
+    pub fill_up_to_chars: usize,
 }
 
 impl Default for RetrieverSettings {
@@ -79,6 +94,10 @@ impl Default for RetrieverSettings {
             price_bonus: 0.2,
             min_added_coverage: 0.3,
             coverage_score_weight: 0.5,
+            dense_weight: 0.5,
+            dense_candidates: 20,
+            min_answer_probability: 0.3,
+            fill_up_to_chars: 250,
         }
     }
 }
@@ -136,6 +155,63 @@ struct Unit {
     has_money: bool,
 }
 
+/// What the decision to answer a question is made from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Signals {
+    /// The weighted share of the question's words the KB never mentions.
+    pub unknown_share: f32,
+    /// A name (a product, a company) the KB never mentions is asked about.
+    pub unknown_name: bool,
+    /// The weighted share of the question's words the best unit covers (with its headings).
+    pub coverage: f32,
+    /// The best unit's similarity to the question by meaning (0 without embeddings).
+    pub similarity: f32,
+    /// The highest similarity of any candidate unit.
+    pub best_similarity: f32,
+    /// How far the closest unit stands out from the knowledge base as a whole, in standard
+    /// deviations of the similarities of all units: the question is about something in
+    /// particular, not the company's subject in general.
+    pub similarity_z: f32,
+    /// Whether embeddings were in use.
+    pub dense: bool,
+}
+
+/// The logistic model that decides whether to answer when embeddings are in use: for each
+/// signal its mean, its standard deviation and its weight; then the intercept. Fitted (balanced
+/// classes, L2 0.01) on the questions of `../shared/eval`, the demo set and the Парта set:
+/// answerable questions answered right against unanswerable ones. The other sets in
+/// `config/eval-sets/` measure it; they were not used. `docs/retrieval.md` tells how to refit.
+const ANSWER_MODEL: ([(f32, f32, f32); 4], f32) = (
+    [
+        // best similarity, similarity z, coverage, unknown share
+        (0.873, 0.024, 0.884),
+        (3.484, 0.913, 0.639),
+        (0.681, 0.292, 1.399),
+        (0.155, 0.270, -0.476),
+    ],
+    1.84,
+);
+
+impl Signals {
+    /// The probability that the best unit answers the question, by [`ANSWER_MODEL`].
+    pub fn answer_probability(&self) -> f32 {
+        let (features, intercept) = ANSWER_MODEL;
+        let values = [
+            self.best_similarity,
+            self.similarity_z,
+            self.coverage,
+            self.unknown_share,
+        ];
+        let logit = intercept
+            + features
+                .iter()
+                .zip(values)
+                .map(|((mean, deviation, weight), value)| weight * (value - mean) / deviation)
+                .sum::<f32>();
+        1.0 / (1.0 + (-logit).exp())
+    }
+}
+
 /// A question word resolved against the KB vocabulary.
 struct ResolvedTerm {
     stems: Vec<String>,
@@ -146,6 +222,8 @@ struct ScoredUnit {
     unit: usize,
     score: f32,
     coverage: f32,
+    /// The unit's similarity to the question by meaning (0 without embeddings).
+    similarity: f32,
     /// How much of each resolved question term (0–1, by index) the unit covers, for composing
     /// an answer that covers the question rather than repeats its best part.
     term_coverage: Vec<f32>,
@@ -175,7 +253,60 @@ pub struct Retriever {
     /// Every KB word (normalised, as written) with its stem, by first character: a misspelt
     /// word is closer to the written form ("integraton" / "integration") than to its stem.
     words_by_initial: HashMap<char, Vec<(String, String)>>,
+    /// The sentence embeddings of the units, when a model is in use: retrieval by meaning.
+    dense: Option<Dense>,
 }
+
+/// Dense retrieval: one unit vector per unit (row-major, `units × dim`) and the model that
+/// embeds the questions, with a small cache of query vectors (the dialog asks the playbook's
+/// own queries again and again).
+struct Dense {
+    model: Arc<Model>,
+    vectors: Vec<f32>,
+    dim: usize,
+    queries: Mutex<HashMap<String, Arc<Vec<f32>>>>,
+}
+
+/// Below this many units, the similarity's z-score is not used (see [`Signals::similarity_z`]).
+const MIN_UNITS_FOR_Z: usize = 50;
+
+/// How many query vectors the cache keeps before it starts afresh.
+const QUERY_CACHE_SIZE: usize = 512;
+
+impl Dense {
+    fn query(&self, text: &str) -> Arc<Vec<f32>> {
+        let cached = self
+            .queries
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(text).cloned());
+        if let Some(vector) = cached {
+            return vector;
+        }
+        let vector = Arc::new(self.model.embed_query(text));
+        if let Ok(mut cache) = self.queries.lock() {
+            if cache.len() >= QUERY_CACHE_SIZE {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), Arc::clone(&vector));
+        }
+        vector
+    }
+
+    /// The similarity of every unit to the query vector.
+    fn similarities(&self, query: &[f32]) -> Vec<f32> {
+        dot_all(&self.vectors, self.dim, query)
+    }
+}
+
+/// The dot product of `query` with every row of `rows` (row-major, `dim` wide).
+fn dot_all(rows: &[f32], dim: usize, query: &[f32]) -> Vec<f32> {
+    rows.chunks_exact(dim)
+        .map(|row| row.iter().zip(query).map(|(a, b)| a * b).sum())
+        .collect()
+}
+
+impl Dense {}
 
 const STEM_TOKENIZER: &str = "closer_stems";
 
@@ -310,7 +441,67 @@ impl Retriever {
             chunk_frequency,
             vocabulary_by_initial,
             words_by_initial,
+            dense: None,
         })
+    }
+
+    /// The texts to embed as passages, one for each unit, in order. The document's title and
+    /// the unit's headings give a sentence its subject ("Тариф «Старт»: 990 ₽ в месяц" alone
+    /// says little about what it prices), and an FAQ answer is embedded with its question.
+    pub fn embedding_texts(&self) -> Vec<String> {
+        self.units
+            .iter()
+            .enumerate()
+            .map(|(index, unit)| {
+                let chunk = &self.chunks[unit.chunk];
+                let mut context = vec![self.documents[chunk.document].title.as_str()];
+                context.extend(chunk.headings.iter().map(String::as_str));
+                context.dedup();
+                let mut text = context.join(" / ");
+                text.push_str(": ");
+                let previous = index.checked_sub(1).map(|previous| &self.units[previous]);
+                if let Some(question) =
+                    previous.filter(|previous| previous.chunk == unit.chunk && previous.is_question)
+                {
+                    text.push_str(&question.text);
+                    text.push(' ');
+                }
+                text.push_str(&unit.text);
+                text
+            })
+            .collect()
+    }
+
+    /// Uses sentence embeddings: `vectors` holds one vector per text of
+    /// [`Retriever::embedding_texts`], in order, made by `model`.
+    ///
+    /// # Errors
+    /// [`KnowledgeError::Embeddings`] when the count or a length does not match.
+    pub fn with_embeddings(
+        mut self,
+        model: Arc<Model>,
+        vectors: &[Vec<f32>],
+    ) -> Result<Retriever, KnowledgeError> {
+        let dim = model.dim();
+        let expected = self.units.len();
+        if vectors.len() != expected || vectors.iter().any(|vector| vector.len() != dim) {
+            return Err(KnowledgeError::Embeddings(format!(
+                "{} vectors for {expected} texts of dimension {dim}",
+                vectors.len(),
+            )));
+        }
+        self.dense = Some(Dense {
+            model,
+            vectors: vectors.concat(),
+            dim,
+            queries: Mutex::new(HashMap::new()),
+        });
+        Ok(self)
+    }
+
+    /// The embedding model in use, if any.
+    pub fn embedding_model(&self) -> Option<&Arc<Model>> {
+        self.dense.as_ref().map(|dense| &dense.model)
     }
 
     /// The settings the index was built with, so that a rebuild (a re-index from the
@@ -328,7 +519,7 @@ impl Retriever {
     pub fn search(&self, query: &str, audience: AudienceFilter, limit: usize) -> Vec<Passage> {
         let analyzed = analyze_question(query);
         let (resolved, _) = self.resolve(&analyzed);
-        let scored = self.score_units(&resolved, &analyzed, None, audience);
+        let scored = self.score_units(Some(query), &resolved, &analyzed, None, audience, &mut 0.0);
         let mut seen_chunks = HashSet::new();
         scored
             .iter()
@@ -388,6 +579,25 @@ impl Retriever {
         lang: Lang,
         audience: AudienceFilter,
     ) -> Option<KnowledgeAnswer> {
+        let (scored, signals) = self.rank(question, lang, audience)?;
+        if !self.confident(&signals) {
+            return None;
+        }
+        Some(self.compose(&scored))
+    }
+
+    /// What the decision to answer a question is made from, for tuning and `kb search --explain`.
+    pub fn signals(&self, question: &str, lang: Lang, audience: AudienceFilter) -> Option<Signals> {
+        self.rank(question, lang, audience)
+            .map(|(_, signals)| signals)
+    }
+
+    fn rank(
+        &self,
+        question: &str,
+        lang: Lang,
+        audience: AudienceFilter,
+    ) -> Option<(Vec<ScoredUnit>, Signals)> {
         let analyzed = analyze_question(question);
         if analyzed.terms.is_empty() {
             return None;
@@ -398,15 +608,43 @@ impl Retriever {
             .iter()
             .zip(&resolved)
             .any(|(term, resolved)| term.is_name_like && resolved.stems.is_empty());
-        if unknown_name || unknown_share > self.settings.max_unknown_share {
-            return None;
-        }
-        let scored = self.score_units(&resolved, &analyzed, Some(lang), audience);
+        let mut similarity_z = 0.0;
+        let scored = self.score_units(
+            Some(question),
+            &resolved,
+            &analyzed,
+            Some(lang),
+            audience,
+            &mut similarity_z,
+        );
         let best = scored.first()?;
-        if best.coverage < self.settings.min_coverage {
-            return None;
+        let signals = Signals {
+            unknown_share,
+            unknown_name,
+            coverage: best.coverage,
+            similarity: best.similarity,
+            best_similarity: scored
+                .iter()
+                .map(|scored_unit| scored_unit.similarity)
+                .fold(0.0, f32::max),
+            similarity_z,
+            dense: self.dense.is_some(),
+        };
+        Some((scored, signals))
+    }
+
+    /// Whether the best unit answers the question well enough to be shown. With embeddings, a
+    /// logistic model of the four signals decides (see [`ANSWER_MODEL`]); without them, the
+    /// lexical thresholds of the settings.
+    fn confident(&self, signals: &Signals) -> bool {
+        if signals.unknown_name {
+            return false;
         }
-        Some(self.compose(&scored))
+        if !signals.dense {
+            return signals.unknown_share <= self.settings.max_unknown_share
+                && signals.coverage >= self.settings.min_coverage;
+        }
+        signals.answer_probability() >= self.settings.min_answer_probability
     }
 
     /// Maps each question term to the KB stems that count for it, and its weight; returns the
@@ -577,13 +815,51 @@ impl Retriever {
 
     fn score_units(
         &self,
+        question: Option<&str>,
         resolved: &[ResolvedTerm],
         analyzed: &AnalyzedQuestion,
         lang: Option<Lang>,
         audience: AudienceFilter,
+        similarity_z: &mut f32,
     ) -> Vec<ScoredUnit> {
-        let candidates = self.candidate_chunks(resolved);
+        let mut candidates = self.candidate_chunks(resolved);
         let top_chunk_score = candidates.first().map_or(1.0, |(_, score)| score.max(1e-6));
+        // By meaning: every unit's similarity, and the chunks of the closest units join the
+        // lexical candidates (a paraphrase shares no word with its answer).
+        let similarities = match (&self.dense, question) {
+            (Some(dense), Some(question)) => dense.similarities(&dense.query(question)),
+            _ => Vec::new(),
+        };
+        let mut best_similarity = 0.0f32;
+        if !similarities.is_empty() {
+            let mut order: Vec<usize> = (0..self.units.len())
+                .filter(|unit| {
+                    let document = self.chunks[self.units[*unit].chunk].document;
+                    audience.admits(self.documents[document].audience)
+                })
+                .collect();
+            order.sort_by(|left, right| similarities[*right].total_cmp(&similarities[*left]));
+            best_similarity = order.first().map_or(0.0, |unit| similarities[*unit]);
+            let count = order.len().max(1) as f32;
+            let mean = order.iter().map(|unit| similarities[*unit]).sum::<f32>() / count;
+            let variance = order
+                .iter()
+                .map(|unit| (similarities[*unit] - mean).powi(2))
+                .sum::<f32>()
+                / count;
+            // A handful of units tells nothing of the KB's spread: the z-score is neutral.
+            *similarity_z = if order.len() >= MIN_UNITS_FOR_Z {
+                (best_similarity - mean) / variance.sqrt().max(1e-4)
+            } else {
+                ANSWER_MODEL.0[1].0
+            };
+            for unit in order.iter().take(self.settings.dense_candidates) {
+                let chunk = self.units[*unit].chunk;
+                if !candidates.iter().any(|(candidate, _)| *candidate == chunk) {
+                    candidates.push((chunk, 0.0));
+                }
+            }
+        }
         let total_weight: f32 = resolved
             .iter()
             .map(|term| term.weight)
@@ -601,6 +877,11 @@ impl Retriever {
             }
             for unit_index in chunk.units.clone() {
                 let unit = &self.units[unit_index];
+                // An FAQ question is never shown as an answer: the unit after it carries its
+                // words (and, with embeddings, its meaning).
+                if unit.is_question && chunk.units.contains(&(unit_index + 1)) {
+                    continue;
+                }
                 let mut covered = 0.0;
                 let mut needs_heading = false;
                 let mut term_coverage = Vec::with_capacity(resolved.len());
@@ -636,8 +917,12 @@ impl Retriever {
                     .map(|term| term.weight)
                     .sum::<f32>()
                     / total_weight;
+                let similarity = similarities.get(unit_index).copied().unwrap_or(0.0);
                 let mut score =
                     coverage + 0.1 * (chunk_score / top_chunk_score) + 0.1 * about_document;
+                if !similarities.is_empty() {
+                    score += self.settings.dense_weight * (similarity - best_similarity) * 10.0;
+                }
                 if lang.is_some() && document.lang == lang {
                     score += self.settings.same_language_bonus;
                 }
@@ -651,7 +936,7 @@ impl Retriever {
                     score -= 0.05;
                 }
                 if unit.is_question {
-                    // The question itself answers nothing; the unit after it carries its words.
+                    // A question closing its passage answers nothing either.
                     score -= 0.3;
                 }
                 let mut compared_row = None;
@@ -669,6 +954,7 @@ impl Retriever {
                     unit: unit_index,
                     score,
                     coverage,
+                    similarity,
                     term_coverage,
                     term_weights: std::rc::Rc::clone(&term_weights),
                     needs_heading,
@@ -710,6 +996,7 @@ impl Retriever {
         if length < self.settings.context_after_chars
             && best.compared_row.is_none()
             && self.chunks[best_chunk].units.contains(&next_unit)
+            && !self.units[next_unit].is_question
         {
             let next_text = &self.units[next_unit].text;
             if length + 1 + next_text.chars().count() <= cap {
@@ -790,8 +1077,14 @@ impl Retriever {
                 }
             }
             // Nothing adds coverage: the rest of the room goes to the next best units, as a
-            // near-miss best unit often has the answer right behind it.
+            // near-miss best unit often has the answer right behind it (keyword retrieval
+            // alone; with embeddings the best unit is trusted and the answer kept short).
             let choice = choice.or_else(|| {
+                let room = if self.dense.is_some() {
+                    self.settings.fill_up_to_chars.min(cap)
+                } else {
+                    cap
+                };
                 scored
                     .iter()
                     .enumerate()
@@ -803,7 +1096,7 @@ impl Retriever {
                             && !used_units.iter().any(|used| {
                                 *used == candidate.unit || self.units[*used].text == unit.text
                             })
-                            && length + 1 + self.unit_text(candidate).chars().count() <= cap
+                            && length + 1 + self.unit_text(candidate).chars().count() <= room
                     })
                     .map(|(position, _)| (position, 0.0))
             });
@@ -909,7 +1202,7 @@ fn states_price(text: &str) -> bool {
     static MONEY: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let money = MONEY.get_or_init(|| {
         regex::Regex::new(
-            r"(?i)\d[\d\s\u{00a0}\u{202f},.]*\s?(₽|руб|р\.|rub|usd|eur|\$|€|тыс\.?\s?(₽|руб))|[$€]\s?\d|(цена|стоимость|price|cost)[^:;]{0,40}:\s*\d",
+            r"(?i)\d[\d\s\u{00a0}\u{202f},.]*\s?(₽|руб|р\.|rub|usd|eur|\$|€|тыс\.?\s?(₽|руб))|[$€]\s?\d|(цена|стоимость|price|cost)[^:;,\d]{0,40}\d",
         )
         .expect("a valid constant regex")
     });

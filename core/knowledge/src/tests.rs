@@ -77,14 +77,15 @@ fn files_are_skipped_with_a_reason() {
 }
 
 #[test]
-fn csv_rows_become_column_value_passages() {
-    let csv = "код,наименование,цена (руб.)\nSK-1,Сканер \"Про\",4590\nLP-2,Принтер,14900\n";
+fn csv_rows_become_sentences_without_codes() {
+    let csv =
+        "код,наименование,цена (руб.),срок\nSK-1,Сканер \"Про\",4590,—\nLP-2,Принтер,14900,3 дня\n";
     let chunks = chunk_document(&document("price.csv", csv));
     let units: Vec<&str> = chunks.iter().map(|chunk| chunk.units[0].as_str()).collect();
     expect![[r#"
         [
-            "код: SK-1; наименование: Сканер \"Про\"; цена (руб.): 4590",
-            "код: LP-2; наименование: Принтер; цена (руб.): 14900",
+            "Сканер \"Про\": цена (руб.) 4590",
+            "Принтер: цена (руб.) 14900, срок 3 дня",
         ]
     "#]]
     .assert_debug_eq(&units);
@@ -362,4 +363,92 @@ fn lexicon_phrases_of_several_words_become_their_standard_words() {
     assert_eq!(words, vec!["company", "founded"]);
     assert!(analyze_question("чем альфа отличается от беты").wants_comparison);
     assert!(!analyze_question("сколько стоит альфа").wants_comparison);
+}
+
+/// The retriever of a small KB with the real embedding model.
+fn dense_retriever() -> Retriever {
+    let documents = vec![
+        document(
+            "delivery.md",
+            "# Доставка\n\nДоставляем по всей России транспортными компаниями. По Москве курьер привезёт заказ на следующий день за 590 ₽.\n",
+        ),
+        document(
+            "support.md",
+            "# Поддержка\n\nСлужба поддержки отвечает в чате с 9 до 21 по Москве, без выходных.\n\n## Обучение\n\nНовых сотрудников клиента обучаем на двух вебинарах бесплатно.\n",
+        ),
+        document(
+            "faq.md",
+            "# Частые вопросы\n\nМожно ли вернуть деньги?\nДа, в течение 14 дней после оплаты мы вернём всю сумму.\n",
+        ),
+    ];
+    let retriever =
+        Retriever::build(&documents, &RetrieverSettings::default()).expect("an in-memory index");
+    let model = std::sync::Arc::new(closer_embed::test_model());
+    let texts = retriever.embedding_texts();
+    let borrowed: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let vectors = model.embed_passages(&borrowed);
+    retriever
+        .with_embeddings(model, &vectors)
+        .expect("one vector per unit")
+}
+
+#[test]
+fn with_embeddings_a_paraphrase_is_answered_by_meaning() {
+    let retriever = dense_retriever();
+    // Worded otherwise than the sentence that answers it.
+    let answer = retriever
+        .answer(
+            "когда курьер привезёт заказ по Москве?",
+            Lang::Ru,
+            AudienceFilter::PublicOnly,
+        )
+        .unwrap_or_else(|| {
+            panic!(
+                "the delivery sentence answers: {:?}",
+                retriever.signals(
+                    "когда курьер привезёт заказ по Москве?",
+                    Lang::Ru,
+                    AudienceFilter::PublicOnly
+                )
+            )
+        });
+    assert!(answer.text.contains("590"), "{}", answer.text);
+    assert_eq!(answer.citations[0].source, "delivery.md");
+    // The FAQ's question line is never the answer; its answer is.
+    let refund = retriever
+        .answer(
+            "можно ли вернуть деньги, если передумаю?",
+            Lang::Ru,
+            AudienceFilter::PublicOnly,
+        )
+        .expect("the FAQ answers");
+    assert!(refund.text.contains("14 дней"), "{}", refund.text);
+    assert!(!refund.text.contains('?'), "{}", refund.text);
+}
+
+#[test]
+fn with_embeddings_a_question_the_kb_cannot_answer_is_declined() {
+    let retriever = dense_retriever();
+    for unrelated in [
+        "сколько у вас сотрудников в офисе?",
+        "do you integrate with SAP?",
+    ] {
+        let signals = retriever.signals(unrelated, Lang::Ru, AudienceFilter::PublicOnly);
+        assert_eq!(
+            retriever.answer(unrelated, Lang::Ru, AudienceFilter::PublicOnly),
+            None,
+            "{unrelated}: {signals:?}"
+        );
+    }
+}
+
+#[test]
+fn embeddings_that_do_not_fit_the_units_are_refused() {
+    let retriever = tiny_retriever();
+    let model = std::sync::Arc::new(closer_embed::test_model());
+    let error = retriever
+        .with_embeddings(model, &[vec![0.0; 384]])
+        .err()
+        .expect("one vector for several units is refused");
+    assert!(error.to_string().contains("vectors"), "{error}");
 }

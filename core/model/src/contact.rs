@@ -225,4 +225,63 @@ mod tests {
         assert!(Email::parse("not an email").is_err());
         assert!(Email::parse("a@b").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::testing::{cases, nasty_text_with};
+
+        /// Digits, separators and country codes among hostile characters: text that is
+        /// sometimes a phone number.
+        const PHONE_PIECES: &[&str] = &[
+            "+7",
+            "+1",
+            "+44",
+            "8",
+            "9",
+            "(916)",
+            " ",
+            "-",
+            "123",
+            "4567",
+            "89161234567",
+            "+7 921 555-12-34",
+            "ext. 12",
+            "#",
+            ";ext=1",
+            "\u{a0}",
+            "０",
+            "٣",
+        ];
+
+        proptest! {
+            #![proptest_config(cases(256))]
+
+            /// Whatever the parser accepts is E.164, and it accepts its own output again as
+            /// the same number: a stored phone always reads back.
+            #[test]
+            fn a_parsed_phone_is_e164_and_parses_back_to_itself(
+                text in nasty_text_with(PHONE_PIECES)
+            ) {
+                if let Ok(phone) = Phone::parse(&text) {
+                    let digits = &phone.as_str()[1..];
+                    prop_assert!(phone.as_str().starts_with('+'), "{phone}");
+                    prop_assert!(digits.bytes().all(|byte| byte.is_ascii_digit()), "{phone}");
+                    prop_assert!((7..=15).contains(&digits.len()), "{phone}");
+                    prop_assert_eq!(Phone::parse(phone.as_str()), Ok(phone.clone()));
+                }
+            }
+
+            #[test]
+            fn a_parsed_email_is_lower_case_and_parses_back_to_itself(
+                text in nasty_text_with(&["a", "b.c", "@", "@x.ru", ".com", "Anna.K+tag@Mail.Example.ORG", "..", "-"])
+            ) {
+                if let Ok(email) = Email::parse(&text) {
+                    prop_assert_eq!(email.as_str(), email.as_str().to_lowercase());
+                    prop_assert_eq!(Email::parse(email.as_str()), Ok(email.clone()));
+                }
+            }
+        }
+    }
 }

@@ -93,6 +93,12 @@ impl StreamParser {
             }
             Some("finalizeResponseStream") => {
                 self.done = true;
+                // The end of the text held back as the possible start of a tag ("costs <")
+                // is text after all: no more comes.
+                let rest = self.think.flush();
+                if !rest.is_empty() {
+                    events.push(StreamEvent::Text(rest));
+                }
                 let text = match event.text_response.as_deref() {
                     Some(whole) if !whole.is_empty() => whole.to_owned(),
                     _ => match &self.whole {
@@ -192,13 +198,24 @@ impl ThinkFilter {
     }
 }
 
+impl ThinkFilter {
+    /// The text held back as the possible start of a tag, once no more text comes: shown
+    /// unless it is inside a thinking section.
+    fn flush(&mut self) -> String {
+        let held = std::mem::take(&mut self.held);
+        if self.inside {
+            String::new()
+        } else {
+            held
+        }
+    }
+}
+
 /// `text` without its `<think>…</think>` sections (an unclosed one runs to the end).
 pub fn strip_think(text: &str) -> String {
     let mut filter = ThinkFilter::default();
     let mut visible = filter.push(text);
-    if !filter.inside {
-        visible.push_str(&filter.held);
-    }
+    visible.push_str(&filter.flush());
     visible.trim().to_owned()
 }
 
@@ -259,6 +276,17 @@ mod tests {
     }
 
     #[test]
+    fn text_held_back_as_a_possible_tag_is_shown_when_the_stream_ends() {
+        // "a <" might have begun "<think>": held back, it was never shown once the stream
+        // ended there.
+        let mut parser = StreamParser::default();
+        let events = parser
+            .feed(b"data: {\"type\":\"textResponseChunk\",\"textResponse\":\"a <\"}\n\ndata: {\"type\":\"finalizeResponseStream\",\"chatId\":1}\n\n")
+            .expect("a valid stream");
+        assert_eq!(texts(&events), "a <");
+    }
+
+    #[test]
     fn a_refusal_is_one_event_then_eof() {
         let mut parser = StreamParser::default();
         let events = parser
@@ -293,5 +321,129 @@ mod tests {
             parser.finish(),
             Err(AnythingLlmError::Malformed(_))
         ));
+    }
+
+    mod properties {
+        use closer_model::testing::{cases, nasty_text_with};
+        use proptest::prelude::*;
+        use serde_json::json;
+
+        use super::*;
+
+        const THINK_PIECES: &[&str] = &["<think>", "</think>", "<", "</", "<thi", "nk>", ">"];
+
+        /// `bytes` fed to a new parser in pieces cut at `cuts` (anywhere, inside a character
+        /// too); the events, or the first error.
+        fn feed_in_pieces(
+            bytes: &[u8],
+            cuts: &[usize],
+        ) -> Result<Vec<StreamEvent>, AnythingLlmError> {
+            let mut parser = StreamParser::default();
+            let mut cuts: Vec<usize> = cuts.iter().map(|cut| cut % (bytes.len() + 1)).collect();
+            cuts.sort_unstable();
+            let mut events = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                events.extend(parser.feed(&bytes[start..cut])?);
+                start = cut;
+            }
+            events.extend(parser.finish()?);
+            Ok(events)
+        }
+
+        /// A `stream-chat` body streaming `chunks`, closed like servers since v1.9.0 do.
+        fn stream_of(chunks: &[String]) -> Vec<u8> {
+            let mut body = String::new();
+            for chunk in chunks {
+                let event = json!({"uuid": "u1", "type": "textResponseChunk",
+                    "textResponse": chunk, "sources": [], "close": false, "error": false});
+                body.push_str(&format!("data: {event}\n\n"));
+            }
+            body.push_str("data: {\"uuid\":\"u1\",\"type\":\"finalizeResponseStream\",\"close\":true,\"error\":false,\"chatId\":7,\"sources\":[{\"title\":\"a.md\",\"text\":\"x\"}]}\n\n");
+            body.into_bytes()
+        }
+
+        proptest! {
+            #![proptest_config(cases(128))]
+
+            /// Bytes of any kind, in pieces of any size, end in events or an error, never a
+            /// panic.
+            #[test]
+            fn any_bytes_in_any_pieces_are_read_without_panicking(
+                text in nasty_text_with(&["data:", "data: {", "\n", "\"type\":\"textResponseChunk\"", "\"textResponse\":\"", "}", "\"close\":true"]),
+                bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let _ = feed_in_pieces(text.as_bytes(), &cuts);
+                let _ = feed_in_pieces(&bytes, &cuts);
+            }
+
+            /// However the bytes are cut, the text shown as it streams is the answer's text
+            /// without its thinking, and the final answer is that text trimmed.
+            #[test]
+            fn the_streamed_text_does_not_depend_on_how_the_bytes_arrive(
+                chunks in proptest::collection::vec(nasty_text_with(THINK_PIECES), 1..6),
+                cuts in proptest::collection::vec(any::<usize>(), 0..12),
+            ) {
+                let body = stream_of(&chunks);
+                let whole = feed_in_pieces(&body, &[]).expect("a valid stream");
+                let cut = feed_in_pieces(&body, &cuts).expect("a valid stream");
+                let shown = |events: &[StreamEvent]| -> String {
+                    events
+                        .iter()
+                        .filter_map(|event| match event {
+                            StreamEvent::Text(text) => Some(text.as_str()),
+                            StreamEvent::Done(_) => None,
+                        })
+                        .collect()
+                };
+                prop_assert_eq!(shown(&cut), shown(&whole));
+                prop_assert_eq!(cut.last(), whole.last());
+                let expected = strip_think(&chunks.concat());
+                let answered = match whole.last() {
+                    Some(StreamEvent::Done(ChatOutcome::Answered(answer))) => answer.text.clone(),
+                    Some(StreamEvent::Done(ChatOutcome::Unsourced { text })) => text.clone(),
+                    other => return Err(TestCaseError::fail(format!("{other:?}"))),
+                };
+                prop_assert_eq!(answered, expected.clone());
+                let streamed = shown(&whole);
+                prop_assert_eq!(streamed.trim(), expected.as_str());
+                if !chunks.concat().contains('<') {
+                    prop_assert_eq!(shown(&whole), chunks.concat());
+                }
+            }
+
+            /// The thinking filter gives the same text however its input is cut.
+            #[test]
+            fn thinking_is_removed_however_the_text_is_cut(
+                text in nasty_text_with(THINK_PIECES),
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let mut filter = ThinkFilter::default();
+                let mut boundaries: Vec<usize> = cuts
+                    .iter()
+                    .map(|cut| cut % (text.len() + 1))
+                    .filter(|cut| text.is_char_boundary(*cut))
+                    .collect();
+                boundaries.sort_unstable();
+                let mut shown = String::new();
+                let mut start = 0;
+                for cut in boundaries.into_iter().chain([text.len()]) {
+                    shown.push_str(&filter.push(&text[start..cut]));
+                    start = cut;
+                }
+                shown.push_str(&filter.flush());
+                prop_assert_eq!(shown.trim(), strip_think(&text));
+            }
+
+            /// A source's excerpt loses its metadata header whatever surrounds it.
+            #[test]
+            fn document_metadata_is_stripped_without_panicking(
+                text in nasty_text_with(&["<document_metadata>", "</document_metadata>", "\n"]),
+            ) {
+                let stripped = crate::anythingllm::strip_document_metadata(&text);
+                prop_assert_eq!(stripped.trim(), stripped.as_str());
+            }
+        }
     }
 }
