@@ -17,11 +17,12 @@ pub struct BenchBot {
 }
 
 /// Starts Closer's Telegram adapter polling `api_url` with `token`, over the database named by
-/// `CLOSER_BENCH_DATABASE_URL` (a local one by default), emptied first.
+/// `CLOSER_BENCH_DATABASE_URL` (a local one by default), emptied first; `unlimited` lifts
+/// Telegram's rate limits from its sender.
 ///
 /// # Errors
 /// The database or the fake cannot be reached.
-pub async fn start_closer(api_url: &str, token: &str) -> anyhow::Result<BenchBot> {
+pub async fn start_closer(api_url: &str, token: &str, unlimited: bool) -> anyhow::Result<BenchBot> {
     let url = std::env::var("CLOSER_BENCH_DATABASE_URL")
         .unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned());
     closer_store::drop_database(&url).await?;
@@ -50,7 +51,15 @@ pub async fn start_closer(api_url: &str, token: &str) -> anyhow::Result<BenchBot
             mode: Mode::Polling {
                 timeout: Duration::from_secs(10),
             },
-            limits: Limits::default(),
+            limits: if unlimited {
+                Limits {
+                    per_chat_per_second: 1_000,
+                    per_group_per_minute: 100_000,
+                    overall_per_second: 100_000,
+                }
+            } else {
+                Limits::default()
+            },
         },
         engine,
     )

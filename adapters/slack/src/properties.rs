@@ -2,7 +2,7 @@
 //! slash commands and button presses, and the renderer's split at Slack's limit.
 
 use axum::http::{HeaderMap, HeaderValue};
-use closer_model::testing::{cases, nasty_text, nasty_text_with};
+use closer_testing::{cases, nasty_text, nasty_text_with};
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use secrecy::SecretString;

@@ -641,7 +641,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use closer_model::testing::{cases, nasty_text, nasty_text_with};
+    use closer_testing::{cases, nasty_text, nasty_text_with};
     use proptest::prelude::*;
 
     use super::*;

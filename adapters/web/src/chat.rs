@@ -550,7 +550,7 @@ fn widget_message(message: ConsoleMessage) -> WidgetMessage {
 
 #[cfg(test)]
 mod tests {
-    use closer_model::testing::{cases, nasty_text, nasty_text_with};
+    use closer_testing::{cases, nasty_text, nasty_text_with};
     use proptest::prelude::*;
     use serde_json::json;
 

@@ -76,10 +76,10 @@ async fn fetch(config: &EmbeddingsConfig) -> Result<PathBuf, String> {
 fn warn_once(reason: &str) {
     static WARNED: OnceLock<()> = OnceLock::new();
     WARNED.get_or_init(|| {
-        eprintln!(
-            "The embedding model is not available ({reason}): answers come from keyword search alone."
+        tracing::warn!(
+            reason,
+            "the embedding model is not available: answers come from keyword search alone"
         );
-        tracing::warn!(reason, "the embedding model is not available: keyword search alone");
     });
 }
 

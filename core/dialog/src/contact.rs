@@ -860,7 +860,7 @@ mod tests {
     }
 
     mod properties {
-        use closer_model::testing::{cases, nasty_char, nasty_text, nasty_text_with};
+        use closer_testing::{cases, nasty_char, nasty_text, nasty_text_with};
         use proptest::prelude::*;
 
         use super::*;

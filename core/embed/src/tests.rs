@@ -38,3 +38,28 @@ fn nul_characters_are_dropped() {
         model.tokenizer.encode("доставка")
     );
 }
+
+#[test]
+fn queries_embedded_together_from_many_threads_match_one_by_one() {
+    let model = std::sync::Arc::new(model());
+    let batcher = std::sync::Arc::new(crate::QueryBatcher::new(std::sync::Arc::clone(&model)));
+    let texts: Vec<String> = (0..12)
+        .map(|index| format!("сколько стоит тариф номер {index}?"))
+        .collect();
+    let threads: Vec<_> = texts
+        .iter()
+        .cloned()
+        .map(|text| {
+            let batcher = std::sync::Arc::clone(&batcher);
+            std::thread::spawn(move || (text.clone(), batcher.embed_query(&text)))
+        })
+        .collect();
+    for thread in threads {
+        let (text, batched) = thread.join().expect("the thread ends");
+        let alone = model.embed_query(&text);
+        assert!(
+            crate::cosine(&batched, &alone) > 0.9999,
+            "{text}: batched and alone differ"
+        );
+    }
+}

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use closer_embed::Model;
+use closer_embed::{Model, QueryBatcher};
 
 use closer_model::{Audience, Citation, KnowledgeAnswer, KnowledgeDocument, Lang};
 use serde::Deserialize;
@@ -261,7 +261,8 @@ pub struct Retriever {
 /// embeds the questions, with a small cache of query vectors (the dialog asks the playbook's
 /// own queries again and again).
 struct Dense {
-    model: Arc<Model>,
+    /// Embeds the questions, those of concurrent conversations together.
+    queries_batcher: QueryBatcher,
     vectors: Vec<f32>,
     dim: usize,
     queries: Mutex<HashMap<String, Arc<Vec<f32>>>>,
@@ -283,7 +284,7 @@ impl Dense {
         if let Some(vector) = cached {
             return vector;
         }
-        let vector = Arc::new(self.model.embed_query(text));
+        let vector = Arc::new(self.queries_batcher.embed_query(text));
         if let Ok(mut cache) = self.queries.lock() {
             if cache.len() >= QUERY_CACHE_SIZE {
                 cache.clear();
@@ -491,7 +492,7 @@ impl Retriever {
             )));
         }
         self.dense = Some(Dense {
-            model,
+            queries_batcher: QueryBatcher::new(model),
             vectors: vectors.concat(),
             dim,
             queries: Mutex::new(HashMap::new()),
@@ -501,7 +502,9 @@ impl Retriever {
 
     /// The embedding model in use, if any.
     pub fn embedding_model(&self) -> Option<&Arc<Model>> {
-        self.dense.as_ref().map(|dense| &dense.model)
+        self.dense
+            .as_ref()
+            .map(|dense| dense.queries_batcher.model())
     }
 
     /// The settings the index was built with, so that a rebuild (a re-index from the

@@ -3,8 +3,8 @@
 
 use closer_knowledge::chunk::chunk_document;
 use closer_knowledge::{parse_document, SkipReason};
-use closer_model::testing::{cases, nasty_char, nasty_text_with};
 use closer_model::DocumentFormat;
+use closer_testing::{cases, nasty_char, nasty_text_with};
 use proptest::prelude::*;
 
 /// Markdown's and front matter's syntax, and CSV's.

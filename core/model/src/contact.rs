@@ -230,7 +230,7 @@ mod tests {
         use proptest::prelude::*;
 
         use super::*;
-        use crate::testing::{cases, nasty_text_with};
+        use closer_testing::{cases, nasty_text_with};
 
         /// Digits, separators and country codes among hostile characters: text that is
         /// sometimes a phone number.

@@ -11,8 +11,6 @@
 //!   person asks for by hand.
 //! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to.
 //! - [`health`]: the live state of each connection, reported by adapters ([`Health`]).
-//! - `testing` (with the `testing` feature, for tests only): the hostile text every parser of
-//!   outside input is property-tested with.
 //!
 //! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
 //! clients translate to and from these types at their boundary.
@@ -24,8 +22,6 @@ pub mod knowledge;
 pub mod lang;
 pub mod lead;
 pub mod message;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 
 pub use contact::{Contact, Email, ParseError, Phone};
 pub use handoff::{route, Route, RouteRule};

@@ -48,6 +48,10 @@ struct Arguments {
     /// The Python interpreter for `--bot aiogram` (one with aiogram 3 installed).
     #[arg(long, default_value = "python3")]
     python: String,
+    /// Neither the fake nor Closer applies Telegram's rate limits: the pipeline's own speed
+    /// (retrieval with embeddings, dialog, PostgreSQL) rather than Telegram's 30 messages/s.
+    #[arg(long)]
+    unlimited: bool,
     /// How long to wait for every chat to be answered, in seconds.
     #[arg(long, default_value_t = 600)]
     deadline: u64,
@@ -72,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     if arguments.chats < 1 {
         bail!("--chats must be at least 1");
     }
-    let fake = FakeTelegram::start_with(Some(Limits::telegram())).await;
+    let fake = FakeTelegram::start_with((!arguments.unlimited).then(Limits::telegram)).await;
     let api_url = fake.api_url();
     let bot = start_bot(&arguments, &api_url).await?;
 
@@ -89,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
     let mut injected_at = HashMap::new();
     for chat_id in 1..=arguments.chats {
         let question = QUESTIONS[usize::try_from(chat_id - 1).unwrap_or(0) % QUESTIONS.len()];
-        fake.send_text(chat_id, question);
+        // Every text differs, so no cache (of query embeddings, say) answers it for free.
+        fake.send_text(chat_id, &format!("{question} (чат {chat_id})"));
         injected_at.insert(chat_id, Instant::now());
     }
     let injection = Instant::now();
@@ -182,7 +187,7 @@ async fn start_bot(arguments: &Arguments, api_url: &str) -> anyhow::Result<Runni
     match arguments.bot {
         BotKind::Closer => {
             let peak_before_kib = vm_hwm_kib("self");
-            let bot = telegram_bench::start_closer(api_url, FAKE_TOKEN)
+            let bot = telegram_bench::start_closer(api_url, FAKE_TOKEN, arguments.unlimited)
                 .await
                 .context("while starting Closer's Telegram adapter")?;
             Ok(RunningBot::Closer {

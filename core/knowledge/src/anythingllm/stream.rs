@@ -324,7 +324,7 @@ mod tests {
     }
 
     mod properties {
-        use closer_model::testing::{cases, nasty_text_with};
+        use closer_testing::{cases, nasty_text_with};
         use proptest::prelude::*;
         use serde_json::json;
 
