@@ -4,7 +4,8 @@
 //! - [`import`]: which files become [`KnowledgeDocument`]s, front matter, skip reasons.
 //! - [`chunk`]: documents into passages (heading sections, table rows, CSV rows) of answer units.
 //! - [`text`]: normalisation, per-script stemming and the lexicon of colloquial words.
-//! - [`retriever`]: the in-memory index, reranking, the decision to decline, and the answer.
+//! - [`retriever`]: the in-memory index with the units' embeddings, reranking by words and
+//!   meaning, the calibrated decision to decline, and the answer.
 //! - [`anythingllm`]: the client of an AnythingLLM workspace, the other answer source (chat in
 //!   query mode with citations, streaming, documents and embeddings); its JSON stays there.
 //!

@@ -1,5 +1,7 @@
-//! The built-in retriever: an in-memory tantivy index over passages, unit-level reranking by
-//! query-term coverage, the decision to decline, and the composition of a short answer.
+//! The built-in retriever: an in-memory tantivy index over passages, with the units' sentence
+//! embeddings when a model is in use (retrieval by meaning, fused with the keyword score);
+//! unit-level reranking by query-term coverage and similarity, the calibrated decision to
+//! decline, and the composition of a short answer.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
