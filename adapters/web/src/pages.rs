@@ -274,6 +274,26 @@ struct CsrfForm {
     csrf: String,
 }
 
+/// The id in the path of a form posted to one row's action, once the form's CSRF token is
+/// checked; a refusal or a "not found" naming `what` otherwise.
+fn posted_id(
+    user: &Principal,
+    form: &CsrfForm,
+    id: &str,
+    what: &str,
+) -> Result<Uuid, Box<Response>> {
+    if let Some(refused) = check_csrf(user, form) {
+        return Err(Box::new(refused));
+    }
+    Uuid::parse_str(id).map_err(|_| {
+        Box::new(problem(
+            StatusCode::NOT_FOUND,
+            Some(user),
+            &format!("No such {what}."),
+        ))
+    })
+}
+
 /// Checks a posted form's CSRF token: `None` when it is right, else the refusal page.
 fn check_csrf(user: &Principal, form: &CsrfForm) -> Option<Response> {
     if user.csrf_ok(Some(&form.csrf)) {
@@ -687,11 +707,10 @@ async fn send(
     Path(id): Path<String>,
     Form(form): Form<WriteForm>,
 ) -> Response {
-    if let Some(refused) = check_csrf(&user, &CsrfForm { csrf: form.csrf }) {
-        return refused;
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, Some(&user), "No such conversation.");
+    let csrf = CsrfForm { csrf: form.csrf };
+    let id = match posted_id(&user, &csrf, &id, "conversation") {
+        Ok(id) => id,
+        Err(refused) => return *refused,
     };
     let body = api::PersonMessageBody {
         key: form.key,
@@ -761,11 +780,9 @@ async fn retry(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refused) = check_csrf(&user, &form) {
-        return refused;
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, Some(&user), "No such lead.");
+    let id = match posted_id(&user, &form, &id, "lead") {
+        Ok(id) => id,
+        Err(refused) => return *refused,
     };
     match state.engine.store().retry_failed_handoffs(id).await {
         Ok(_) => Redirect::to("/console/leads").into_response(),
@@ -779,11 +796,9 @@ async fn retry_dead_letter(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Some(refused) = check_csrf(&user, &form) {
-        return refused;
-    }
-    let Ok(id) = Uuid::parse_str(&id) else {
-        return problem(StatusCode::NOT_FOUND, Some(&user), "No such dead letter.");
+    let id = match posted_id(&user, &form, &id, "dead letter") {
+        Ok(id) => id,
+        Err(refused) => return *refused,
     };
     match state.engine.store().request_dead_letter_retry(id).await {
         Ok(true) => Redirect::to("/console/health").into_response(),
