@@ -16,6 +16,40 @@ pub struct Chunk {
     pub headings: Vec<String>,
     /// Sentences, list items and table rows, as plain text ready to be shown.
     pub units: Vec<String>,
+    /// For each unit, the block of the section it belongs to (a paragraph, one list, a table
+    /// row), numbered from 0: the author wrote a block to be read as a whole.
+    pub blocks: Vec<usize>,
+}
+
+impl Chunk {
+    fn new(headings: Vec<String>) -> Chunk {
+        Chunk {
+            headings,
+            units: Vec::new(),
+            blocks: Vec::new(),
+        }
+    }
+
+    /// Adds `texts` as one new block.
+    fn push_block(&mut self, texts: impl IntoIterator<Item = String>) {
+        let block = self.blocks.last().map_or(0, |last| last + 1);
+        for text in texts {
+            self.units.push(text);
+            self.blocks.push(block);
+        }
+    }
+
+    /// Adds a list item to the list of the last block, or starts a list.
+    fn push_list_item(&mut self, text: String, continues_list: bool) {
+        match self.blocks.last() {
+            Some(last) if continues_list => {
+                let block = *last;
+                self.units.push(text);
+                self.blocks.push(block);
+            }
+            _ => self.push_block([text]),
+        }
+    }
 }
 
 /// Splits one document into chunks according to its format.
@@ -62,6 +96,7 @@ fn chunk_csv(content: &str) -> Vec<Chunk> {
             row_sentence(&cells).map(|sentence| Chunk {
                 headings: Vec::new(),
                 units: vec![sentence],
+                blocks: vec![0],
             })
         })
         .collect()
@@ -126,30 +161,34 @@ fn is_empty_mark(value: &str) -> bool {
 fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
     let mut chunks = Vec::new();
     let mut heading_stack: Vec<(usize, String)> = Vec::new();
-    let mut current = Chunk {
-        headings: Vec::new(),
-        units: Vec::new(),
-    };
+    let mut current = Chunk::new(Vec::new());
     let mut paragraph = String::new();
     let mut table: Vec<Vec<String>> = Vec::new();
     let mut list_item: Option<String> = None;
+    // Whether the next list item continues the list of the last block (no blank line, text or
+    // heading came between them).
+    let mut in_list = false;
 
-    let flush_paragraph = |paragraph: &mut String, units: &mut Vec<String>| {
+    let flush_paragraph = |paragraph: &mut String, chunk: &mut Chunk| {
         if !paragraph.trim().is_empty() {
-            units.extend(split_sentences(&clean_inline(paragraph)));
+            chunk.push_block(split_sentences(&clean_inline(paragraph)));
         }
         paragraph.clear();
     };
-    let flush_list = |list_item: &mut Option<String>, units: &mut Vec<String>| {
+    let flush_list = |list_item: &mut Option<String>, chunk: &mut Chunk, in_list: &mut bool| {
         if let Some(item) = list_item.take() {
             let item = clean_inline(&item);
             if !item.is_empty() {
-                units.push(item);
+                chunk.push_list_item(item, *in_list);
+                *in_list = true;
             }
         }
     };
-    let flush_table = |table: &mut Vec<Vec<String>>, units: &mut Vec<String>| {
-        units.extend(render_table(table));
+    let flush_table = |table: &mut Vec<Vec<String>>, chunk: &mut Chunk| {
+        // Each row answers alone.
+        for row in render_table(table) {
+            chunk.push_block([row]);
+        }
         table.clear();
     };
 
@@ -157,16 +196,11 @@ fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
         let line = raw_line.trim();
         let line = line.strip_prefix('>').map_or(line, str::trim);
         if let Some((level, heading)) = parse_heading(line) {
-            flush_paragraph(&mut paragraph, &mut current.units);
-            flush_list(&mut list_item, &mut current.units);
-            flush_table(&mut table, &mut current.units);
-            chunks.push(std::mem::replace(
-                &mut current,
-                Chunk {
-                    headings: Vec::new(),
-                    units: Vec::new(),
-                },
-            ));
+            flush_paragraph(&mut paragraph, &mut current);
+            flush_list(&mut list_item, &mut current, &mut in_list);
+            flush_table(&mut table, &mut current);
+            in_list = false;
+            chunks.push(std::mem::replace(&mut current, Chunk::new(Vec::new())));
             heading_stack.retain(|(existing_level, _)| *existing_level < level);
             heading_stack.push((level, clean_inline(&heading)));
             current.headings = heading_stack
@@ -177,8 +211,9 @@ fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
             continue;
         }
         if line.starts_with('|') {
-            flush_paragraph(&mut paragraph, &mut current.units);
-            flush_list(&mut list_item, &mut current.units);
+            flush_paragraph(&mut paragraph, &mut current);
+            flush_list(&mut list_item, &mut current, &mut in_list);
+            in_list = false;
             let cells: Vec<String> = line
                 .trim_matches('|')
                 .split('|')
@@ -195,15 +230,20 @@ fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
             }
             continue;
         }
-        flush_table(&mut table, &mut current.units);
+        flush_table(&mut table, &mut current);
         if line.is_empty() {
-            flush_paragraph(&mut paragraph, &mut current.units);
-            flush_list(&mut list_item, &mut current.units);
+            flush_paragraph(&mut paragraph, &mut current);
+            flush_list(&mut list_item, &mut current, &mut in_list);
+            in_list = false;
             continue;
         }
         if let Some(item) = list_item_text(line) {
-            flush_paragraph(&mut paragraph, &mut current.units);
-            flush_list(&mut list_item, &mut current.units);
+            if !paragraph.trim().is_empty() {
+                // A list introduced by its paragraph ("Поддерживаем:") is read with it.
+                in_list = paragraph.trim_end().ends_with(':');
+            }
+            flush_paragraph(&mut paragraph, &mut current);
+            flush_list(&mut list_item, &mut current, &mut in_list);
             list_item = Some(item.to_string());
             continue;
         }
@@ -218,9 +258,9 @@ fn chunk_markdown(body: &str, title: &str) -> Vec<Chunk> {
         }
         paragraph.push_str(line);
     }
-    flush_paragraph(&mut paragraph, &mut current.units);
-    flush_list(&mut list_item, &mut current.units);
-    flush_table(&mut table, &mut current.units);
+    flush_paragraph(&mut paragraph, &mut current);
+    flush_list(&mut list_item, &mut current, &mut in_list);
+    flush_table(&mut table, &mut current);
     chunks.push(current);
     chunks
 }

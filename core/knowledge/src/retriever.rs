@@ -79,6 +79,9 @@ pub struct RetrieverSettings {
     /// units even when they add nothing the question asked (a near-miss best unit often has
     /// the answer right behind it); beyond it only units that add what was asked join.
     pub fill_up_to_chars: usize,
+    /// The best unit is shown with the rest of its block (paragraph, list, FAQ answer) up to
+    /// this many characters; a longer block is cut to the units nearest the best one.
+    pub block_chars: usize,
 }
 
 impl Default for RetrieverSettings {
@@ -100,6 +103,7 @@ impl Default for RetrieverSettings {
             dense_candidates: 20,
             min_answer_probability: 0.3,
             fill_up_to_chars: 250,
+            block_chars: 200,
         }
     }
 }
@@ -152,10 +156,19 @@ struct Unit {
     question_stems: HashSet<String>,
     /// The unit is itself a question; the answer is the unit after it.
     is_question: bool,
+    /// The block the unit belongs to, numbered across the KB: a paragraph, one list or a table
+    /// row, and in an FAQ the answer after its question. A block is shown as a whole when it fits.
+    block: usize,
+    /// In an FAQ answer, the question it answers (a unit index).
+    answers: Option<usize>,
     has_digit: bool,
     /// The unit states a price: a figure with a currency, or a price column of a table row.
     has_money: bool,
 }
+
+/// A unit shorter than this ("Yes.", "Да.") is never added to fill an answer: away from its
+/// block it says nothing.
+const MIN_FILLER_CHARS: usize = 25;
 
 /// What the decision to answer a question is made from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -343,6 +356,7 @@ impl Retriever {
         let mut chunks = Vec::new();
         let mut units = Vec::new();
         let mut chunk_frequency: HashMap<String, usize> = HashMap::new();
+        let mut next_block = 0usize;
         for (document_index, document) in documents.iter().enumerate() {
             // Tags describe the whole document as well as its title does.
             let title_stems: HashSet<String> =
@@ -356,17 +370,50 @@ impl Retriever {
                 let first_unit = units.len();
                 let mut all_stems: Vec<String> = title_stems.iter().cloned().collect();
                 all_stems.extend(heading_stems.iter().cloned());
-                let mut previous_question: Option<HashSet<String>> = None;
-                for text in chunk.units {
+                // The words of the question an FAQ answer answers, for every unit of the answer;
+                // the words leading up to a question belong to it ("I rent. Can you…?").
+                let mut question_words: HashSet<String> = HashSet::new();
+                let mut answer_question: HashSet<String> = HashSet::new();
+                let mut local_block = None;
+                let mut answers = None;
+                for (text, block_in_chunk) in chunk.units.into_iter().zip(chunk.blocks) {
                     let unit_stems = stems(&text);
                     all_stems.extend(unit_stems.iter().cloned());
                     let is_question = text.trim_end().ends_with('?');
                     let unit_stems: HashSet<String> = unit_stems.into_iter().collect();
-                    let question_stems = previous_question.take().unwrap_or_default();
-                    if is_question {
-                        previous_question = Some(unit_stems.clone());
+                    let after_question = units.len() > first_unit
+                        && units.last().is_some_and(|previous: &Unit| previous.is_question);
+                    if after_question && !is_question {
+                        // The answer after an FAQ question is a block of its own.
+                        next_block += 1;
+                        answer_question = std::mem::take(&mut question_words);
+                        answers = Some(units.len() - 1);
+                    } else if local_block != Some(block_in_chunk)
+                        || is_question && !answer_question.is_empty()
+                    {
+                        next_block += 1;
+                        question_words.clear();
+                        answer_question.clear();
+                        answers = None;
                     }
+                    local_block = Some(block_in_chunk);
+                    if answer_question.is_empty() {
+                        question_words.extend(unit_stems.iter().cloned());
+                        if is_question {
+                            // What leads up to a question in its paragraph ("I rent my flat.")
+                            // is part of the question: never shown as an answer.
+                            for earlier in units[first_unit..].iter_mut().rev() {
+                                if earlier.block != next_block {
+                                    break;
+                                }
+                                earlier.is_question = true;
+                            }
+                        }
+                    }
+                    let question_stems = answer_question.clone();
                     units.push(Unit {
+                        block: next_block,
+                        answers,
                         chunk: chunk_index,
                         has_digit: text.chars().any(|character| character.is_ascii_digit()),
                         has_money: states_price(&text),
@@ -450,23 +497,20 @@ impl Retriever {
 
     /// The texts to embed as passages, one for each unit, in order. The document's title and
     /// the unit's headings give a sentence its subject ("Тариф «Старт»: 990 ₽ в месяц" alone
-    /// says little about what it prices), and an FAQ answer is embedded with its question.
+    /// says little about what it prices), and every sentence of an FAQ answer is embedded with
+    /// its question.
     pub fn embedding_texts(&self) -> Vec<String> {
         self.units
             .iter()
-            .enumerate()
-            .map(|(index, unit)| {
+            .map(|unit| {
                 let chunk = &self.chunks[unit.chunk];
                 let mut context = vec![self.documents[chunk.document].title.as_str()];
                 context.extend(chunk.headings.iter().map(String::as_str));
                 context.dedup();
                 let mut text = context.join(" / ");
                 text.push_str(": ");
-                let previous = index.checked_sub(1).map(|previous| &self.units[previous]);
-                if let Some(question) =
-                    previous.filter(|previous| previous.chunk == unit.chunk && previous.is_question)
-                {
-                    text.push_str(&question.text);
+                if let Some(question) = unit.answers {
+                    text.push_str(&self.units[question].text);
                     text.push(' ');
                 }
                 text.push_str(&unit.text);
@@ -988,17 +1032,89 @@ impl Retriever {
         }
     }
 
+    /// The units shown for `best`: it and its block's other units (not questions) around it,
+    /// nearest first, the next before the previous, while they fit in `block_chars`; in order.
+    fn block_around(&self, best: &ScoredUnit) -> Vec<usize> {
+        let mut shown = vec![best.unit];
+        if best.compared_row.is_some() {
+            return shown;
+        }
+        let unit = &self.units[best.unit];
+        let chunk = &self.chunks[unit.chunk];
+        let in_block = |index: usize| {
+            chunk.units.contains(&index)
+                && self.units[index].block == unit.block
+                && !self.units[index].is_question
+        };
+        let mut length = self.unit_text(best).chars().count();
+        let (mut before, mut after) = (best.unit, best.unit);
+        loop {
+            let mut grew = false;
+            for candidate in [after + 1, before.wrapping_sub(1)] {
+                if candidate == usize::MAX || !in_block(candidate) {
+                    continue;
+                }
+                let added = 1 + self.units[candidate].text.chars().count();
+                if length + added > self.settings.block_chars {
+                    continue;
+                }
+                length += added;
+                shown.push(candidate);
+                if candidate > after {
+                    after = candidate;
+                } else {
+                    before = candidate;
+                }
+                grew = true;
+                break;
+            }
+            if !grew {
+                break;
+            }
+        }
+        shown.sort_unstable();
+        shown
+    }
+
+    /// The text of `shown` (units of one block, in order): sentences joined as a paragraph,
+    /// list items one per line; headings before it when the best unit needs them.
+    fn block_text(&self, best: &ScoredUnit, shown: &[usize]) -> String {
+        if shown.len() == 1 {
+            return self.unit_text(best);
+        }
+        let sentences = shown[..shown.len() - 1].iter().all(|index| {
+            self.units[*index]
+                .text
+                .trim_end()
+                .ends_with(['.', '!', '?', '…'])
+        });
+        let texts: Vec<&str> = shown
+            .iter()
+            .map(|index| self.units[*index].text.as_str())
+            .collect();
+        let text = texts.join(if sentences { " " } else { "\n" });
+        let chunk = &self.chunks[self.units[best.unit].chunk];
+        match chunk.headings.last() {
+            Some(heading) if best.needs_heading => format!("{heading}: {text}"),
+            _ => text,
+        }
+    }
+
     fn compose(&self, scored: &[ScoredUnit]) -> KnowledgeAnswer {
         let cap = self.settings.max_answer_chars;
         let best = &scored[0];
-        let mut parts = vec![truncate_chars(&self.unit_text(best), cap)];
-        let mut used_units = vec![best.unit];
+        let best_chunk = self.units[best.unit].chunk;
+        // The best unit is read with the rest of its block (the paragraph or FAQ answer it
+        // comes from), which its author wrote to be read whole: "Yes." + the condition after it.
+        let shown = self.block_around(best);
+        let mut parts = vec![truncate_chars(&self.block_text(best, &shown), cap)];
+        let mut used_units = shown;
         let mut length = parts[0].chars().count();
         // A short sentence often needs the one after it ("No, it is cloud-only." + the alternative).
         let next_unit = best.unit + 1;
-        let best_chunk = self.units[best.unit].chunk;
         // A table row cut down to the compared columns stands alone; the next row is no context.
-        if length < self.settings.context_after_chars
+        if used_units.len() == 1
+            && length < self.settings.context_after_chars
             && best.compared_row.is_none()
             && self.chunks[best_chunk].units.contains(&next_unit)
             && !self.units[next_unit].is_question
@@ -1097,7 +1213,9 @@ impl Retriever {
                     .take_while(|(_, candidate)| candidate.score >= threshold)
                     .find(|(_, candidate)| {
                         let unit = &self.units[candidate.unit];
-                        !candidate.alike_row
+                        // A fragment ("Yes.") means nothing away from its block.
+                        unit.text.chars().count() >= MIN_FILLER_CHARS
+                            && !candidate.alike_row
                             && !used_units.iter().any(|used| {
                                 *used == candidate.unit || self.units[*used].text == unit.text
                             })

@@ -103,6 +103,10 @@ fn markdown_is_chunked_by_heading_sections_with_tables_and_lists() {
                     "Вступление.",
                     "Вторая фраза про цены.",
                 ],
+                blocks: [
+                    0,
+                    0,
+                ],
             },
             Chunk {
                 headings: [
@@ -110,6 +114,9 @@ fn markdown_is_chunked_by_heading_sections_with_tables_and_lists() {
                 ],
                 units: [
                     "Склады: Старт — 1; Бизнес — до 3",
+                ],
+                blocks: [
+                    0,
                 ],
             },
             Chunk {
@@ -122,6 +129,12 @@ fn markdown_is_chunked_by_heading_sections_with_tables_and_lists() {
                     "API и вебхуки (https://example.com/api).",
                     "Вопрос?",
                     "Ответ.",
+                ],
+                blocks: [
+                    0,
+                    0,
+                    1,
+                    1,
                 ],
             },
         ]
@@ -451,4 +464,26 @@ fn embeddings_that_do_not_fit_the_units_are_refused() {
         .err()
         .expect("one vector for several units is refused");
     assert!(error.to_string().contains("vectors"), "{error}");
+}
+
+#[test]
+fn the_best_sentence_is_shown_with_the_rest_of_its_faq_answer_but_never_the_question() {
+    let retriever = one_document_retriever(
+        "# FAQ\n\n**I rent my flat. Can you clean it when I move out?**\nYes. Order a deep cleaning and ask for a move-out report with photos. The report is free of charge.\n\n**Do you work on Sundays?**\nNo, Monday to Saturday only.\n",
+        3,
+    );
+    let question = "is the move-out report with photos free";
+    let answer = retriever
+        .answer(question, Lang::En, AudienceFilter::PublicOnly)
+        .expect("the FAQ answers it");
+    assert!(
+        answer
+            .text
+            .starts_with("Yes. Order a deep cleaning and ask for a move-out report with photos. The report is free of charge."),
+        "{}\n{}",
+        answer.text,
+        retriever.explain(question)
+    );
+    assert!(!answer.text.contains("I rent my flat"), "{}", answer.text);
+    assert!(!answer.text.contains("Can you clean"), "{}", answer.text);
 }
