@@ -382,7 +382,9 @@ impl Retriever {
                     let is_question = text.trim_end().ends_with('?');
                     let unit_stems: HashSet<String> = unit_stems.into_iter().collect();
                     let after_question = units.len() > first_unit
-                        && units.last().is_some_and(|previous: &Unit| previous.is_question);
+                        && units
+                            .last()
+                            .is_some_and(|previous: &Unit| previous.is_question);
                     if after_question && !is_question {
                         // The answer after an FAQ question is a block of its own.
                         next_block += 1;
