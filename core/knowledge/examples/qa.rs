@@ -201,6 +201,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "similarity": signals.map(|s| s.similarity),
                     "best_similarity": signals.map(|s| s.best_similarity),
                     "similarity_z": signals.map(|s| s.similarity_z),
+                    "agreement": signals.map(|s| s.agreement),
+                    "top_gap": signals.map(|s| s.top_gap),
                 })
             )?;
         }

@@ -187,6 +187,11 @@ pub struct Signals {
     /// deviations of the similarities of all units: the question is about something in
     /// particular, not the company's subject in general.
     pub similarity_z: f32,
+    /// Whether the best unit's document is the document of the unit closest by meaning: keyword
+    /// and meaning agree on where the answer is (1.0) or not (0.0).
+    pub agreement: f32,
+    /// How far the closest unit stands above the fifth closest (0 without embeddings).
+    pub top_gap: f32,
     /// Whether embeddings were in use.
     pub dense: bool,
 }
@@ -570,7 +575,14 @@ impl Retriever {
     pub fn search(&self, query: &str, audience: AudienceFilter, limit: usize) -> Vec<Passage> {
         let analyzed = analyze_question(query);
         let (resolved, _) = self.resolve(&analyzed);
-        let scored = self.score_units(Some(query), &resolved, &analyzed, None, audience, &mut 0.0);
+        let scored = self.score_units(
+            Some(query),
+            &resolved,
+            &analyzed,
+            None,
+            audience,
+            (&mut 0.0, &mut Vec::new()),
+        );
         let mut seen_chunks = HashSet::new();
         scored
             .iter()
@@ -660,15 +672,24 @@ impl Retriever {
             .zip(&resolved)
             .any(|(term, resolved)| term.is_name_like && resolved.stems.is_empty());
         let mut similarity_z = 0.0;
+        let mut closest = Vec::new();
         let scored = self.score_units(
             Some(question),
             &resolved,
             &analyzed,
             Some(lang),
             audience,
-            &mut similarity_z,
+            (&mut similarity_z, &mut closest),
         );
         let best = scored.first()?;
+        let document_of = |unit: usize| self.chunks[self.units[unit].chunk].document;
+        let agreement = closest.first().map_or(0.0, |(unit, _)| {
+            f32::from(u8::from(document_of(*unit) == document_of(best.unit)))
+        });
+        let top_gap = match (closest.first(), closest.get(4)) {
+            (Some((_, first)), Some((_, fifth))) => first - fifth,
+            _ => 0.0,
+        };
         let signals = Signals {
             unknown_share,
             unknown_name,
@@ -679,6 +700,8 @@ impl Retriever {
                 .map(|scored_unit| scored_unit.similarity)
                 .fold(0.0, f32::max),
             similarity_z,
+            agreement,
+            top_gap,
             dense: self.dense.is_some(),
         };
         Some((scored, signals))
@@ -871,7 +894,7 @@ impl Retriever {
         analyzed: &AnalyzedQuestion,
         lang: Option<Lang>,
         audience: AudienceFilter,
-        similarity_z: &mut f32,
+        (similarity_z, closest): (&mut f32, &mut Vec<(usize, f32)>),
     ) -> Vec<ScoredUnit> {
         let mut candidates = self.candidate_chunks(resolved);
         let top_chunk_score = candidates.first().map_or(1.0, |(_, score)| score.max(1e-6));
@@ -891,6 +914,12 @@ impl Retriever {
                 .collect();
             order.sort_by(|left, right| similarities[*right].total_cmp(&similarities[*left]));
             best_similarity = order.first().map_or(0.0, |unit| similarities[*unit]);
+            closest.extend(
+                order
+                    .iter()
+                    .take(5)
+                    .map(|unit| (*unit, similarities[*unit])),
+            );
             let count = order.len().max(1) as f32;
             let mean = order.iter().map(|unit| similarities[*unit]).sum::<f32>() / count;
             let variance = order
