@@ -89,6 +89,8 @@ struct FakeState {
     outage: Option<Fault>,
     /// update-embeddings ignores its adds (and still answers 200).
     embeddings_fail: bool,
+    /// update-embeddings ignores its deletes (and still answers 200).
+    deletes_fail: bool,
     next_chat_id: u64,
     next_uuid: u64,
     /// `(sessionId, message)` of every chat that reached the model.
@@ -112,6 +114,7 @@ impl Default for FakeState {
             faults: VecDeque::new(),
             outage: None,
             embeddings_fail: false,
+            deletes_fail: false,
             next_chat_id: 1,
             next_uuid: 1,
             chats: Vec::new(),
@@ -245,6 +248,12 @@ impl FakeAnythingLlm {
     /// update-embeddings leaves its adds out (and still answers 200), as #3607 reports.
     pub fn set_embeddings_fail(&self, fail: bool) {
         self.state().embeddings_fail = fail;
+    }
+
+    /// update-embeddings leaves its deletes undone (and still answers 200), the same failure
+    /// on the other side.
+    pub fn set_deletes_fail(&self, fail: bool) {
+        self.state().deletes_fail = fail;
     }
 
     /// Stores and embeds a document directly, as someone using the web app would.
@@ -1016,8 +1025,10 @@ async fn update_embeddings(
             })
             .unwrap_or_default()
     };
-    for delete in list("deletes") {
-        guard.embedded.retain(|embedded| *embedded != delete);
+    if !guard.deletes_fail {
+        for delete in list("deletes") {
+            guard.embedded.retain(|embedded| *embedded != delete);
+        }
     }
     for add in list("adds") {
         // A path that is not a stored document (a file name instead of a location) is skipped

@@ -1,7 +1,12 @@
 //! A local fake of Slack: the Web API methods Closer calls (`auth.test`, `chat.postMessage`,
-//! `chat.update`, `conversations.history`, `apps.connections.open`), `response_url`
-//! endpoints, a Socket Mode WebSocket, and a [`Signer`] that posts signed events, commands
-//! and interactions to Closer the way Slack does.
+//! `chat.postEphemeral`, `chat.update`, `conversations.history`, `users.info`,
+//! `apps.connections.open`), `response_url` endpoints, a Socket Mode WebSocket, and a
+//! [`Signer`] that posts signed events, commands and interactions to Closer the way Slack does.
+//!
+//! `users.info` answers Slack's user object (`team_id`, `deleted`, `is_bot`, `is_restricted`,
+//! `is_ultra_restricted`, `is_stranger`, …) or `user_not_found`. The fake's directory holds
+//! the people a test describes with [`FakeSlack::set_user`]; anyone else is a full member of
+//! the fake's workspace `T1`, so tests about other things need not list their users.
 //!
 //! It answers like Slack (`shared/reference/platforms.md` section 2): errors are
 //! `{"ok":false,"error":"…"}` inside a 200, a rate limit is a 429 with `Retry-After` (seconds),
@@ -36,6 +41,8 @@ pub const APP_TOKEN: &str = "xapp-fake-app-token";
 pub const SIGNING_SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
 /// The bot's user id, as `auth.test` reports it.
 pub const BOT_USER: &str = "UCLOSER";
+/// The fake's workspace, as `auth.test` reports it.
+pub const TEAM_ID: &str = "T1";
 /// Slack's limits, as the fake enforces them.
 const SECTION_CHARS: usize = 3000;
 const MAX_BLOCKS: usize = 50;
@@ -90,6 +97,68 @@ impl Posted {
     }
 }
 
+/// A person as `users.info` describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeUser {
+    pub team_id: String,
+    pub deleted: bool,
+    pub is_bot: bool,
+    /// A multi-channel guest.
+    pub is_restricted: bool,
+    /// A single-channel guest.
+    pub is_ultra_restricted: bool,
+    /// Of another organisation, sharing no channel the app sees.
+    pub is_stranger: bool,
+}
+
+impl FakeUser {
+    /// A full member of the fake's workspace.
+    pub fn member() -> FakeUser {
+        FakeUser {
+            team_id: TEAM_ID.to_owned(),
+            deleted: false,
+            is_bot: false,
+            is_restricted: false,
+            is_ultra_restricted: false,
+            is_stranger: false,
+        }
+    }
+
+    /// A multi-channel guest of the fake's workspace.
+    pub fn guest() -> FakeUser {
+        FakeUser {
+            is_restricted: true,
+            ..FakeUser::member()
+        }
+    }
+
+    /// A single-channel guest of the fake's workspace.
+    pub fn single_channel_guest() -> FakeUser {
+        FakeUser {
+            is_restricted: true,
+            is_ultra_restricted: true,
+            ..FakeUser::member()
+        }
+    }
+
+    /// Someone of another organisation met in a Slack Connect channel.
+    pub fn external(team_id: &str) -> FakeUser {
+        FakeUser {
+            team_id: team_id.to_owned(),
+            ..FakeUser::member()
+        }
+    }
+}
+
+/// A message only one person sees (`chat.postEphemeral`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ephemeral {
+    pub channel: String,
+    pub user: String,
+    pub thread_ts: Option<String>,
+    pub text: String,
+}
+
 /// A fault to answer the next call of a method with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
@@ -116,6 +185,9 @@ struct State_ {
     /// Socket Mode: the connection's sender, and the envelopes acknowledged.
     socket: Option<mpsc::UnboundedSender<String>>,
     acks: Vec<Value>,
+    /// `users.info`'s directory: a described person, or `None` for one Slack does not know.
+    users: HashMap<String, Option<FakeUser>>,
+    ephemerals: Vec<Ephemeral>,
 }
 
 /// The fake. Cheap to clone.
@@ -204,6 +276,30 @@ impl FakeSlack {
             .iter()
             .map(|(method, _)| method.clone())
             .collect()
+    }
+
+    /// Describes a person for `users.info`.
+    pub fn set_user(&self, id: &str, user: FakeUser) {
+        self.lock().users.insert(id.to_owned(), Some(user));
+    }
+
+    /// Makes `users.info` answer `user_not_found` for `id`.
+    pub fn forget_user(&self, id: &str) {
+        self.lock().users.insert(id.to_owned(), None);
+    }
+
+    /// The messages only one person saw, in order.
+    pub fn ephemerals(&self) -> Vec<Ephemeral> {
+        self.lock().ephemerals.clone()
+    }
+
+    /// How many times `method` was called.
+    pub fn calls_of(&self, method: &str) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|(called, _)| called == method)
+            .count()
     }
 
     /// How many calls were answered with 429.
@@ -402,7 +498,47 @@ fn answer(
     let text_of = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
     match method {
         "auth.test" => ok(json!({"url": "https://acme.slack.com/", "team": "Acme",
-            "user": "closer", "team_id": "T1", "user_id": BOT_USER, "bot_id": "BCLOSER"})),
+            "user": "closer", "team_id": TEAM_ID, "user_id": BOT_USER, "bot_id": "BCLOSER"})),
+        "users.info" => {
+            let Some(id) = text_of("user") else {
+                return slack_error("user_not_found");
+            };
+            let user = match state.users.get(&id) {
+                Some(Some(user)) => user.clone(),
+                Some(None) => return slack_error("user_not_found"),
+                None => FakeUser::member(),
+            };
+            let mut body = json!({"id": id, "team_id": user.team_id, "name": id.to_lowercase(),
+                "deleted": user.deleted, "color": "9f69e7", "real_name": id,
+                "tz": "Europe/Moscow", "tz_label": "Moscow Time", "tz_offset": 10800,
+                "profile": {"real_name": id, "display_name": id, "team": user.team_id},
+                "is_admin": false, "is_owner": false, "is_primary_owner": false,
+                "is_restricted": user.is_restricted, "is_ultra_restricted": user.is_ultra_restricted,
+                "is_bot": user.is_bot, "is_app_user": false, "updated": 1_700_000_000,
+                "has_2fa": false});
+            // Slack sends is_stranger only for strangers.
+            if user.is_stranger {
+                body["is_stranger"] = Value::Bool(true);
+            }
+            ok(json!({"user": body}))
+        }
+        "chat.postEphemeral" => {
+            let (Some(channel), Some(user)) = (text_of("channel"), text_of("user")) else {
+                return slack_error("channel_not_found");
+            };
+            if let Err(code) = validate(params) {
+                return slack_error(code);
+            }
+            state.sequence += 1;
+            let ts = format!("{}.{:06}", 1_700_000_000 + state.sequence, state.sequence);
+            state.ephemerals.push(Ephemeral {
+                channel,
+                user,
+                thread_ts: text_of("thread_ts"),
+                text: text_of("text").unwrap_or_default(),
+            });
+            ok(json!({"message_ts": ts}))
+        }
         "chat.postMessage" => {
             let Some(channel) = text_of("channel") else {
                 return slack_error("channel_not_found");

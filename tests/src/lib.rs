@@ -99,11 +99,19 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 /// The port cannot be bound.
 pub async fn spawn_app_with(pool: PgPool, web: closer_web::WebConfig) -> TestApp {
     let engine = demo_engine(pool, vec![closer_model::Route::always("webhook")]).await;
+    spawn_app_on(engine, web).await
+}
+
+/// Starts the HTTP server on 127.0.0.1:0 for `engine`, the console and chat configured by `web`.
+///
+/// # Panics
+/// The port cannot be bound.
+pub async fn spawn_app_on(engine: Engine, web: closer_web::WebConfig) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a free port");
     let app = closer::server::Application::with_listener(listener, engine.clone())
-        .with_routes(closer_web::metrics::router())
+        .with_routes(closer_web::metrics::router(None))
         .with_routes(closer_web::router(engine.clone(), web));
     let address = format!("http://127.0.0.1:{}", app.port());
     let (stop, stopped) = oneshot::channel::<()>();

@@ -2,12 +2,14 @@
 //! contract (refusals, aborts inside a 200, HTML and plain-text errors, streams with two
 //! closes), `kb sync` idempotence, refusals turned into the assistant's own decline, the
 //! deadline and the breaker falling back to the built-in retriever, the key kept out of errors,
-//! and a whole Telegram conversation answered through AnythingLLM.
+//! a whole Telegram conversation answered through AnythingLLM, and the workspace kept to the
+//! store's public documents (synced on every change, strangers taken out, a workspace out of
+//! sync never asked).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use closer_engine::kb_sync::sync_workspace;
+use closer_engine::kb_sync::{sync_workspace, WorkspaceSync};
 use closer_engine::{AnswerPolicy, DraftError, Drafts, Engine};
 use closer_knowledge::anythingllm::{
     AnythingLlm, AnythingLlmError, AnythingLlmSettings, ChatMode, ChatOutcome, SessionId,
@@ -1133,4 +1135,294 @@ async fn a_discord_prospect_sees_the_answer_written_then_the_cited_reply_in_its_
         1,
         "the answer is on screen once: {sent:#?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal stays internal: the workspace holds the store's public documents and nothing else
+
+const ZEBRA: &str = "# Zebra grooming\n\nThe zebra grooming service costs 4200 rubles per visit and includes fresh stripes.\n";
+
+/// The demo engine answering through `fake`, its workspace kept by a running
+/// [`WorkspaceSync`] that checks every `check_every`; the sync stops with the returned sender.
+async fn kept_engine(
+    pool: PgPool,
+    fake: &FakeAnythingLlm,
+    check_every: Duration,
+) -> (Engine, Arc<WorkspaceSync>, tokio::sync::oneshot::Sender<()>) {
+    let engine = engine_with(pool, fake, quick_policy()).await;
+    let sync = WorkspaceSync::new(
+        engine.store().clone(),
+        client(fake),
+        engine.dialog_config().clone(),
+        check_every,
+    );
+    let engine = engine.with_workspace_sync(sync.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sync.clone().run(async move {
+        let _ = stopped.await;
+    }));
+    (engine, sync, stop)
+}
+
+/// Waits until `condition` holds, or fails the test naming `what` after the deadline.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the workspace embeds a document titled `title`.
+fn embeds(fake: &FakeAnythingLlm, title: &str) -> bool {
+    fake.embedded()
+        .iter()
+        .any(|(_, embedded, _)| embedded == title)
+}
+
+/// A console account with an API token, for the JSON API.
+async fn api_token(store: &Store) -> String {
+    assert!(
+        closer_web::auth::create_account(store, "owner@example.com", "correct horse battery")
+            .await
+            .expect("the account is created")
+    );
+    closer_web::auth::create_api_token(store, "owner@example.com", "tests")
+        .await
+        .expect("a token")
+}
+
+/// Uploads `text` as `name` through the console's API, with `audience` when given.
+async fn upload(address: &str, token: &str, name: &str, text: &str, audience: Option<&str>) {
+    let mut form = reqwest::multipart::Form::new();
+    if let Some(audience) = audience {
+        form = form.text("audience", audience.to_owned());
+    }
+    let form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(text.as_bytes().to_vec()).file_name(name.to_owned()),
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{address}/api/knowledge/documents"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("a response");
+    assert_eq!(response.status(), reqwest::StatusCode::CREATED);
+}
+
+/// `GET /api/health`'s AnythingLLM part.
+async fn workspace_health(address: &str, token: &str) -> Value {
+    let health: Value = reqwest::Client::new()
+        .get(format!("{address}/api/health"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("a response")
+        .json()
+        .await
+        .expect("JSON");
+    health["anythingllm"].clone()
+}
+
+/// Whether any reply cites `source` or says `words`.
+fn shows(handled: &closer_engine::Handled, source: &str, words: &str) -> bool {
+    handled.replies.iter().any(|reply| {
+        reply.text.contains(words)
+            || reply
+                .citations
+                .iter()
+                .any(|citation| citation.source == source)
+    })
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_document_made_internal_leaves_the_workspace_and_no_prospect_answer_cites_it(
+    pool: PgPool,
+) {
+    let fake = FakeAnythingLlm::start().await;
+    // An hour between checks: only the changes themselves can trigger the syncs below.
+    let (engine, sync, _stop) = kept_engine(pool.clone(), &fake, Duration::from_secs(3600)).await;
+    let token = api_token(engine.store()).await;
+    let app = closer_tests::spawn_app_on(engine.clone(), closer_web::WebConfig::default()).await;
+    until("the first sync", || sync.may_answer()).await;
+
+    // Uploaded public: it reaches the workspace by itself, and AnythingLLM answers with it.
+    upload(&app.address, &token, "zebra-care.md", ZEBRA, Some("public")).await;
+    until("the upload is embedded", || {
+        embeds(&fake, "Zebra grooming") && sync.may_answer()
+    })
+    .await;
+    let question = "How much is the zebra grooming?";
+    let public = engine
+        .handle(&text("z1", "1", question))
+        .await
+        .expect("handled");
+    assert!(shows(&public, "zebra-care.md", "4200"), "{public:?}");
+    assert!(fake
+        .chats()
+        .iter()
+        .any(|(session, _)| session.as_deref() == Some("web:z1")));
+
+    // Made internal: from the moment the change is stored, no prospect answer shows it —
+    // not even before the workspace has caught up.
+    upload(
+        &app.address,
+        &token,
+        "zebra-care.md",
+        ZEBRA,
+        Some("internal"),
+    )
+    .await;
+    let at_once = engine
+        .handle(&text("z2", "1", question))
+        .await
+        .expect("handled");
+    assert!(!shows(&at_once, "zebra-care.md", "4200"), "{at_once:?}");
+    until("the internal document leaves the workspace", || {
+        !embeds(&fake, "Zebra grooming") && sync.may_answer()
+    })
+    .await;
+    let later = engine
+        .handle(&text("z3", "1", question))
+        .await
+        .expect("handled");
+    assert!(!shows(&later, "zebra-care.md", "4200"), "{later:?}");
+    assert!(
+        fake.chats()
+            .iter()
+            .any(|(session, _)| session.as_deref() == Some("web:z3")),
+        "the workspace, in sync again, answers again"
+    );
+    let health = workspace_health(&app.address, &token).await;
+    assert_eq!(health["answering"], true, "{health}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn documents_someone_else_puts_in_the_workspace_are_taken_out_and_shown_on_health(
+    pool: PgPool,
+) {
+    let fake = FakeAnythingLlm::start().await;
+    let (engine, sync, _stop) = kept_engine(pool.clone(), &fake, Duration::from_millis(200)).await;
+    let token = api_token(engine.store()).await;
+    let app = closer_tests::spawn_app_on(engine.clone(), closer_web::WebConfig::default()).await;
+    until("the first sync", || sync.may_answer()).await;
+
+    // Someone adds a document in AnythingLLM's own UI: the next check takes it out.
+    fake.seed_document(
+        "Partner price list",
+        "partners.md",
+        "The zebra partner discount is 17 percent on every partner order.",
+    );
+    until("the stranger is taken out", || {
+        !embeds(&fake, "Partner price list")
+    })
+    .await;
+    let health = workspace_health(&app.address, &token).await;
+    assert_eq!(health["answering"], true, "{health}");
+    assert_eq!(
+        health["foreign_removed"][0]["title"], "Partner price list",
+        "{health}"
+    );
+    let asked = engine
+        .handle(&text("p1", "1", "What is the zebra partner discount?"))
+        .await
+        .expect("handled");
+    assert!(!shows(&asked, "partners.md", "17 percent"), "{asked:?}");
+
+    // One that cannot be taken out: the workspace stops answering prospects, and Health says
+    // why, until it can.
+    fake.set_deletes_fail(true);
+    fake.seed_document(
+        "Margins",
+        "margins.md",
+        "The zebra margin on partner orders is 40 percent.",
+    );
+    until("the workspace is refused", || !sync.may_answer()).await;
+    let health = workspace_health(&app.address, &token).await;
+    assert_eq!(health["answering"], false, "{health}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("failed"),
+        "{health}"
+    );
+    let chats = fake.chats().len();
+    let refused = engine
+        .handle(&text(
+            "p2",
+            "1",
+            "What is the zebra margin on partner orders?",
+        ))
+        .await
+        .expect("handled");
+    assert!(!shows(&refused, "margins.md", "40 percent"), "{refused:?}");
+    assert_eq!(fake.chats().len(), chats, "AnythingLLM is not asked");
+
+    fake.set_deletes_fail(false);
+    until("the workspace is clean again", || {
+        !embeds(&fake, "Margins") && sync.may_answer()
+    })
+    .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn kb_import_syncs_the_workspace_and_refuses_an_unknown_audience(pool: PgPool) {
+    closer_tests::init_logs();
+    let fake = FakeAnythingLlm::start().await;
+    let store = Store::from_pool(pool);
+    let dir = std::env::temp_dir().join(format!("closer-kb-import-{}", uuid::Uuid::new_v4()));
+    let kb = dir.join("kb");
+    std::fs::create_dir_all(&kb).expect("a folder");
+    let config_path = dir.join("closer.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[knowledge.embeddings]\nmodel = \"off\"\n\n[anythingllm]\nbase_url = \"{}\"\nworkspace = \"{WORKSPACE}\"\napi_key = \"{ANYTHINGLLM_KEY}\"\n",
+            fake.base_url()
+        ),
+    )
+    .expect("the configuration is written");
+    let config = closer::config::Config::load(Some(&config_path)).expect("the configuration");
+    let write = |name: &str, text: &str| std::fs::write(kb.join(name), text).expect("written");
+    write("zebra.md", ZEBRA);
+    write(
+        "notes.md",
+        "---\ntitle: Sales notes\naudience: internal\n---\nThe zebra discount limit is 7 percent.\n",
+    );
+
+    closer::kb::import_and_sync(&config, &store, &kb)
+        .await
+        .expect("imported and synced");
+    assert!(embeds(&fake, "Zebra grooming"), "{:?}", fake.embedded());
+    assert!(!embeds(&fake, "Sales notes"), "{:?}", fake.embedded());
+
+    // The public document turns internal in its front matter: the import takes it out.
+    write(
+        "zebra.md",
+        &format!("---\naudience: internal\n---\n{ZEBRA}"),
+    );
+    closer::kb::import_and_sync(&config, &store, &kb)
+        .await
+        .expect("imported and synced");
+    assert!(fake.embedded().is_empty(), "{:?}", fake.embedded());
+
+    // A typo in an audience: nothing is imported, and the error names the file and the value.
+    let before = store.documents().await.expect("documents");
+    write(
+        "pricing.md",
+        "---\naudience: pubilc\n---\nThe zebra plan costs 10 USD.\n",
+    );
+    write("zebra.md", ZEBRA);
+    let error = closer::kb::import_and_sync(&config, &store, &kb)
+        .await
+        .expect_err("an unknown audience stops the import");
+    let message = format!("{error:#}");
+    assert!(message.contains("pricing.md"), "{message}");
+    assert!(message.contains("\"pubilc\""), "{message}");
+    assert_eq!(store.documents().await.expect("documents"), before);
+    assert!(fake.embedded().is_empty(), "{:?}", fake.embedded());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,5 +1,6 @@
 //! The console and the website chat in a real headless Chromium (Debian's `chromium` and
-//! `chromium-driver`, driven over WebDriver by fantoccini; nothing is downloaded): sign in, see
+//! `chromium-driver`, driven over WebDriver by fantoccini; nothing is downloaded), under the
+//! console's Content-Security-Policy: sign in, see
 //! the dashboard's chart, chat through the widget, find the conversation in the console, take
 //! it over, retry its failed lead, upload a knowledge document, and see a salesperson's message reach the widget over its
 //! event stream.
@@ -209,6 +210,20 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         .await
         .expect("the try page");
     wait_for_text(&client, ".closer-assistant", "").await;
+    // The widget's <style> element is allowed by the console's Content-Security-Policy (by its
+    // hash): its rules apply (a blocked sheet leaves the head without its blue).
+    let head_colour = client
+        .execute(
+            "return getComputedStyle(document.querySelector('.closer-head')).backgroundColor",
+            Vec::new(),
+        )
+        .await
+        .expect("a script runs");
+    assert_eq!(
+        head_colour,
+        serde_json::json!("rgb(37, 99, 235)"),
+        "the widget's style applies"
+    );
     let input = client
         .wait()
         .at_most(DEADLINE)
@@ -297,7 +312,12 @@ async fn a_manager_signs_in_watches_a_chat_takes_it_over_and_retries_its_lead(po
         .expect("claimed");
     for handoff in &claimed {
         store
-            .mark_handoff_failed(handoff.entry.id, "the tracker refused the token", None)
+            .mark_handoff_failed(
+                handoff.entry.id,
+                handoff.lease_token,
+                "the tracker refused the token",
+                None,
+            )
             .await
             .expect("marked");
     }

@@ -2,7 +2,10 @@
 //! real PostgreSQL: nothing answers without a session or an API token, forms and session API
 //! calls without their CSRF token are refused, sign-in is rate-limited; the chat's endpoints
 //! are redelivery-safe, rate-limited and refuse oversized input; a chat appears in the console,
-//! can be taken over, its lead retried and exported; `/metrics` counts it.
+//! can be taken over, its lead retried and exported; `/metrics` counts it, on its own listener
+//! and behind a bearer token when configured. Every answer carries the security headers, the
+//! pages run under a Content-Security-Policy without inline script, and cookies are Secure
+//! behind an HTTPS proxy.
 
 use closer_store::Store;
 use closer_tests::spawn_app;
@@ -222,6 +225,280 @@ async fn nothing_answers_without_a_session_or_a_token(pool: PgPool) {
         .await
         .expect("a response");
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+/// The security headers every answer of the console, its API and the chat carries.
+fn assert_security_headers(response: &reqwest::Response, what: &str) {
+    let headers = response.headers();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_else(|| panic!("{what}: no {name}"))
+            .to_owned()
+    };
+    let policy = header("content-security-policy");
+    assert!(
+        policy.starts_with("default-src 'self';"),
+        "{what}: {policy}"
+    );
+    assert!(policy.contains("script-src 'self';"), "{what}: {policy}");
+    assert!(
+        policy.contains("frame-ancestors 'none'"),
+        "{what}: {policy}"
+    );
+    assert!(!policy.contains("unsafe-inline"), "{what}: {policy}");
+    assert!(
+        policy.contains(&closer_web::chat::widget_style_source()),
+        "{what}: the widget's style element is allowed by its hash: {policy}"
+    );
+    assert_eq!(header("x-content-type-options"), "nosniff", "{what}");
+    assert_eq!(header("referrer-policy"), "same-origin", "{what}");
+}
+
+/// What a Content-Security-Policy without 'unsafe-inline' would block in a page: a `<script>`
+/// without `src`, an `on…=` attribute, a `style` attribute or element.
+fn inline_code(html: &str) -> Vec<String> {
+    let lower = html.to_lowercase();
+    let mut found = Vec::new();
+    for (start, _) in lower.match_indices("<script") {
+        let tag = &lower[start
+            ..lower[start..]
+                .find('>')
+                .map_or(lower.len(), |end| start + end)];
+        if !tag.contains(" src=") {
+            found.push(tag.to_owned());
+        }
+    }
+    if lower.contains("<style") {
+        found.push("<style>".to_owned());
+    }
+    for (start, _) in lower.match_indices(" style=") {
+        found.push(lower[start..(start + 40).min(lower.len())].to_owned());
+    }
+    // An event handler attribute: ` on` + letters + `=` inside a tag.
+    let bytes = lower.as_bytes();
+    for (start, _) in lower.match_indices(" on") {
+        let name_end = bytes[start + 3..]
+            .iter()
+            .position(|byte| !byte.is_ascii_lowercase())
+            .map_or(bytes.len(), |offset| start + 3 + offset);
+        if name_end > start + 3 && bytes.get(name_end) == Some(&b'=') {
+            let inside_tag = lower[..start].rfind('<') > lower[..start].rfind('>');
+            if inside_tag {
+                found.push(lower[start..(start + 40).min(lower.len())].to_owned());
+            }
+        }
+    }
+    found
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_answer_carries_the_security_headers_and_no_page_runs_inline_code(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let login = client()
+        .get(format!("{}/console/login", app.address))
+        .send()
+        .await
+        .expect("the login page");
+    assert_security_headers(&login, "/console/login");
+    let html = login.text().await.expect("a body");
+    assert!(inline_code(&html).is_empty(), "{:?}", inline_code(&html));
+    for path in ["/api/leads", "/console/dashboard"] {
+        let refused = client()
+            .get(format!("{}{path}", app.address))
+            .send()
+            .await
+            .expect("a response");
+        assert_security_headers(&refused, &format!("{path} without a session"));
+    }
+
+    let browser = Browser::sign_in(&app.address).await;
+    for path in [
+        "/console/dashboard",
+        "/console/conversations",
+        "/console/leads",
+        "/console/knowledge",
+        "/console/health",
+        "/console/try",
+    ] {
+        let page = browser.get(path).await;
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_security_headers(&page, path);
+        let html = page.text().await.expect("a body");
+        assert_eq!(inline_code(&html), Vec::<String>::new(), "{path}");
+        assert!(
+            html.contains(r#"<script src="/console/assets/console.js" defer>"#),
+            "{path}"
+        );
+        if path == "/console/knowledge" {
+            assert!(
+                html.contains("data-confirm=\"Delete this document"),
+                "deleting still asks first, from console.js"
+            );
+        }
+    }
+    for path in [
+        "/api/leads",
+        "/api/leads.csv",
+        "/console/assets/console.js",
+        "/console/assets/console.css",
+        "/chat/widget.js",
+    ] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        assert_security_headers(&answer, path);
+    }
+    let script = browser.get("/console/assets/console.js").await;
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .expect("a type")
+        .starts_with("text/javascript"));
+    assert!(script
+        .text()
+        .await
+        .expect("a body")
+        .contains("data-confirm"));
+    let widget = browser
+        .get("/chat/widget.js")
+        .await
+        .text()
+        .await
+        .expect("a body");
+    assert!(
+        widget.contains(".closer-panel{") && !widget.contains("__CLOSER_WIDGET_CSS__"),
+        "the widget carries its style sheet"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn cookies_are_secure_when_a_proxy_says_the_console_is_reached_over_https(pool: PgPool) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let client = client();
+    let sign_in = |https: bool| {
+        let client = client.clone();
+        let address = app.address.clone();
+        async move {
+            let with_proto = |request: reqwest::RequestBuilder| {
+                if https {
+                    request.header("X-Forwarded-Proto", "https")
+                } else {
+                    request
+                }
+            };
+            let page = with_proto(client.get(format!("{address}/console/login")))
+                .send()
+                .await
+                .expect("the login page");
+            let (login_cookie, login_attributes) =
+                cookie_named(&page, "closer_login_csrf").expect("a login token");
+            let token = csrf_in(&page.text().await.expect("a body"));
+            let response = with_proto(client.post(format!("{address}/console/login")))
+                .header(COOKIE, &login_cookie)
+                .form(&[("email", EMAIL), ("password", PASSWORD), ("csrf", &token)])
+                .send()
+                .await
+                .expect("a sign-in");
+            assert_eq!(response.status(), StatusCode::SEE_OTHER);
+            let (session, session_attributes) =
+                cookie_named(&response, "closer_session").expect("a session cookie");
+            let logout_page = client
+                .get(format!("{address}/console/dashboard"))
+                .header(COOKIE, &session)
+                .send()
+                .await
+                .expect("the dashboard");
+            let csrf = csrf_in(&logout_page.text().await.expect("a body"));
+            let logout = with_proto(client.post(format!("{address}/console/logout")))
+                .header(COOKIE, &session)
+                .form(&[("csrf", csrf.as_str())])
+                .send()
+                .await
+                .expect("a sign-out");
+            let (_, removal_attributes) =
+                cookie_named(&logout, "closer_session").expect("the session cookie removed");
+            [login_attributes, session_attributes, removal_attributes]
+        }
+    };
+    let is_secure = |attributes: &str| {
+        attributes
+            .split(';')
+            .any(|attribute| attribute.trim().eq_ignore_ascii_case("secure"))
+    };
+    for attributes in sign_in(true).await {
+        assert!(is_secure(&attributes), "behind HTTPS: {attributes}");
+        assert!(attributes.contains("HttpOnly"), "{attributes}");
+    }
+    for attributes in sign_in(false).await {
+        assert!(!is_secure(&attributes), "plain HTTP: {attributes}");
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn metrics_ask_for_their_token_and_can_have_a_listener_of_their_own(pool: PgPool) {
+    const TOKEN: &str = "metrics-token-for-the-test";
+    let engine = closer_tests::demo_engine(pool, Vec::new()).await;
+    let bind = || async {
+        tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free port")
+    };
+    let token = || Some(secrecy::SecretString::from(TOKEN.to_owned()));
+    let main =
+        closer::server::Application::with_listener(bind().await, engine.clone()).with_routes(
+            closer_web::router(engine.clone(), closer_web::WebConfig::default()),
+        );
+    let own = closer::server::MetricsServer::with_listener(
+        bind().await,
+        closer_web::metrics::router(token()),
+    );
+    let beside = closer::server::Application::with_listener(bind().await, engine)
+        .with_routes(closer_web::metrics::router(token()));
+    let (main_port, own_port, beside_port) = (main.port(), own.port(), beside.port());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(main.run_until_stopped(until_stopped()));
+    tokio::spawn(own.run_until_stopped(until_stopped()));
+    tokio::spawn(beside.run_until_stopped(until_stopped()));
+
+    let scrape = |port: u16, token: Option<&'static str>| async move {
+        let mut request = client().get(format!("http://127.0.0.1:{port}/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("a response")
+    };
+    assert_eq!(
+        scrape(main_port, Some(TOKEN)).await.status(),
+        StatusCode::NOT_FOUND,
+        "with a listener of their own, metrics are not on the main server"
+    );
+    for port in [own_port, beside_port] {
+        let refused = scrape(port, None).await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        assert!(refused.headers()["www-authenticate"]
+            .to_str()
+            .expect("a header")
+            .starts_with("Bearer"));
+        assert_eq!(
+            scrape(port, Some("metrics-token")).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        let scraped = scrape(port, Some(TOKEN)).await;
+        assert_eq!(scraped.status(), StatusCode::OK);
+        assert!(scraped.headers()["content-type"]
+            .to_str()
+            .expect("a type")
+            .starts_with("text/plain"));
+    }
+    let _ = stop.send(true);
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -644,7 +921,12 @@ async fn a_chat_shows_in_the_console_with_its_lead_and_its_retry(pool: PgPool) {
         .expect("claimed");
     assert_eq!(claimed.len(), 1);
     store
-        .mark_handoff_failed(claimed[0].entry.id, "the tracker refused the token", None)
+        .mark_handoff_failed(
+            claimed[0].entry.id,
+            claimed[0].lease_token,
+            "the tracker refused the token",
+            None,
+        )
         .await
         .expect("marked");
     let leads = browser.get_json("/api/leads").await;
@@ -1297,15 +1579,17 @@ async fn a_salespersons_message_reaches_the_visitors_event_stream(pool: PgPool) 
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-/// Reads `/api/knowledge/sync` until the console's sync run has finished, or the deadline.
-async fn finished_sync(browser: &Browser) -> Value {
+/// Reads `/api/knowledge/sync` until the workspace holds what the store holds and no sync is
+/// running, or the deadline.
+async fn in_sync(browser: &Browser) -> Value {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let status = browser.get_json("/api/knowledge/sync").await;
-        let run = &status["run"];
-        if (run["running"] == false && run["finished_at"].is_string())
-            || tokio::time::Instant::now() >= deadline
-        {
+        let settled = status["answering"] == true
+            && status["out_of_sync"] == 0
+            && status["run"]["running"] == false
+            && status["run"]["finished_at"].is_string();
+        if settled || tokio::time::Instant::now() >= deadline {
             return status;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1333,21 +1617,24 @@ async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
         },
     )
     .expect("a client");
-    let app = closer_tests::spawn_app_with(
-        pool.clone(),
-        closer_web::WebConfig {
-            anythingllm: Some(closer_web::sync::SyncTarget { client }),
-            ..closer_web::WebConfig::default()
-        },
-    )
-    .await;
+    let engine = closer_tests::demo_engine(pool.clone(), Vec::new()).await;
+    let sync = closer_engine::kb_sync::WorkspaceSync::new(
+        engine.store().clone(),
+        client,
+        engine.dialog_config().clone(),
+        std::time::Duration::from_secs(3600),
+    );
+    let engine = engine.with_workspace_sync(sync.clone());
+    let app = closer_tests::spawn_app_on(engine, closer_web::WebConfig::default()).await;
     let browser = Browser::sign_in(&app.address).await;
 
-    // Nothing pushed yet: every public document is "never pushed", internal ones are not pushed.
+    // Nothing pushed yet (the sync is not running): every public document is "never pushed",
+    // internal ones are not pushed, and the workspace does not answer prospects.
     let before = browser.get_json("/api/knowledge/sync").await;
     assert_eq!(before["configured"], true, "{before}");
     assert_eq!(before["workspace"], WORKSPACE, "{before}");
     assert_eq!(before["in_sync"], 0, "{before}");
+    assert_eq!(before["answering"], false, "{before}");
     assert_eq!(
         sync_status_of(&before, "en-faq.md"),
         "never_pushed",
@@ -1360,7 +1647,7 @@ async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
         "{before}"
     );
 
-    // "Sync now" without the CSRF token: refused, nothing started.
+    // "Sync now" without the CSRF token: refused.
     let forged = browser.form_post("/console/knowledge/sync", "forged").await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let bare = browser
@@ -1371,23 +1658,20 @@ async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
         .await
         .expect("a response");
     assert_eq!(bare.status(), StatusCode::FORBIDDEN);
-    assert!(fake.embedded().is_empty());
 
-    // From the page: the run finishes in the background, every public document in sync.
+    // The sync runs (as `closer serve` runs it); "Sync now" from the page asks for one more.
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sync.run(async move {
+        let _ = stopped.await;
+    }));
     let started = browser
         .form_post("/console/knowledge/sync", &browser.csrf)
         .await;
     assert_eq!(started.status(), StatusCode::SEE_OTHER);
-    let after = finished_sync(&browser).await;
+    let after = in_sync(&browser).await;
     assert!(after["run"]["error"].is_null(), "{after}");
-    assert!(
-        after["run"]["result"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("added"),
-        "{after}"
-    );
     assert_eq!(after["out_of_sync"], 0, "{after}");
+    assert_eq!(after["answering"], true, "{after}");
     assert_eq!(sync_status_of(&after, "en-faq.md"), "in_sync", "{after}");
     assert!(!fake.embedded().is_empty());
     let page = browser
@@ -1397,10 +1681,11 @@ async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
         .await
         .expect("a page");
     assert!(page.contains("in sync"), "{page}");
+    assert!(page.contains("Answering prospects"), "{page}");
     assert!(page.contains("Sync now"), "{page}");
 
-    // A document changed in the console and a new one: the status says so; a sync through the
-    // API (202) brings them back in sync.
+    // A document changed in the console and a new one: both are pushed by themselves, with no
+    // "Sync now"; a sync through the API (202) then finds nothing to do.
     let changed = format!(
         "{}\n\nNew: gift cards are sold at the front desk.\n",
         Store::from_pool(pool.clone())
@@ -1424,29 +1709,124 @@ async fn the_knowledge_page_shows_and_runs_the_anythingllm_sync(pool: PgPool) {
             .expect("a response");
         assert_eq!(uploaded.status(), StatusCode::CREATED);
     }
-    let drifted = browser.get_json("/api/knowledge/sync").await;
-    assert_eq!(
-        sync_status_of(&drifted, "en-faq.md"),
-        "changed_since",
-        "{drifted}"
-    );
-    assert_eq!(
-        sync_status_of(&drifted, "zebra-care.md"),
-        "never_pushed",
-        "{drifted}"
-    );
-    assert_eq!(drifted["out_of_sync"], 2, "{drifted}");
-    let again = browser.api_post("/api/knowledge/sync").await;
-    assert_eq!(again.status(), StatusCode::ACCEPTED);
-    let synced = finished_sync(&browser).await;
+    let synced = in_sync(&browser).await;
     assert_eq!(synced["out_of_sync"], 0, "{synced}");
-    assert!(
-        synced["run"]["result"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("1 added, 1 replaced"),
+    assert_eq!(sync_status_of(&synced, "en-faq.md"), "in_sync", "{synced}");
+    assert_eq!(
+        sync_status_of(&synced, "zebra-care.md"),
+        "in_sync",
         "{synced}"
     );
+    assert!(fake
+        .embedded()
+        .iter()
+        .any(|(_, _, text)| text.contains("gift cards are sold")));
+    let again = browser.api_post("/api/knowledge/sync").await;
+    assert_eq!(again.status(), StatusCode::ACCEPTED);
+    let synced = in_sync(&browser).await;
+    assert_eq!(synced["out_of_sync"], 0, "{synced}");
+}
+
+/// The value a browser sends for the `select` named `name` when nobody touches it: its
+/// `selected` option's, else its first option's.
+fn default_choice(html: &str, name: &str) -> Option<String> {
+    let start = html.find(&format!(r#"<select name="{name}""#))?;
+    let end = start + html[start..].find("</select>")?;
+    let options: Vec<&str> = html[start..end].split("<option").skip(1).collect();
+    let opening = |option: &&str| option.split('>').next().unwrap_or_default().to_owned();
+    let chosen = options
+        .iter()
+        .find(|option| opening(option).contains("selected"))
+        .or(options.first())?;
+    let value = opening(chosen)
+        .split("value=\"")
+        .nth(1)?
+        .split('"')
+        .next()?
+        .to_owned();
+    Some(value)
+}
+
+/// The stored audience of `source`, as the API lists it.
+async fn audience_of(browser: &Browser, source: &str) -> Value {
+    let documents = browser.get_json("/api/knowledge/documents").await;
+    documents
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["source"] == source))
+        .map_or(Value::Null, |row| row["audience"].clone())
+}
+
+const NOTES: &str = "---\ntitle: Discount rules\naudience: internal\n---\nManagers may give up to 7 percent on the zebra plan without approval.\n";
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_upload_from_the_form_keeps_the_files_own_audience_unless_a_person_picks_one(
+    pool: PgPool,
+) {
+    with_account(&pool).await;
+    let app = spawn_app(pool).await;
+    let browser = Browser::sign_in(&app.address).await;
+    let html = browser
+        .get("/console/knowledge")
+        .await
+        .text()
+        .await
+        .expect("a page");
+    let csrf = csrf_in(&html);
+    let untouched = default_choice(&html, "audience").expect("the form has an audience select");
+    let post = |name: &str, text: &str, audience: &str| {
+        browser
+            .client
+            .post(format!("{}/console/knowledge/upload", app.address))
+            .header(COOKIE, &browser.cookie)
+            .multipart(upload_form(
+                name,
+                text.as_bytes().to_vec(),
+                Some(audience),
+                Some(&csrf),
+            ))
+            .send()
+    };
+
+    // The form as a browser sends it untouched: the file's own front matter decides.
+    let uploaded = post("discount-rules.md", NOTES, &untouched)
+        .await
+        .expect("a response");
+    assert_eq!(uploaded.status(), StatusCode::SEE_OTHER);
+    assert_eq!(audience_of(&browser, "discount-rules.md").await, "internal");
+    assert!(!found_sources(&browser, "zebra plan approval", false)
+        .await
+        .contains(&"discount-rules.md".to_owned()));
+    let plain = post("zebra-care.md", ZEBRA, &untouched)
+        .await
+        .expect("a response");
+    assert_eq!(plain.status(), StatusCode::SEE_OTHER);
+    assert_eq!(audience_of(&browser, "zebra-care.md").await, "public");
+
+    // A person's explicit choice overrides the file.
+    let explicit = post("discount-rules.md", NOTES, "public")
+        .await
+        .expect("a response");
+    assert_eq!(explicit.status(), StatusCode::SEE_OTHER);
+    assert_eq!(audience_of(&browser, "discount-rules.md").await, "public");
+    let explicit = post("zebra-care.md", ZEBRA, "internal")
+        .await
+        .expect("a response");
+    assert_eq!(explicit.status(), StatusCode::SEE_OTHER);
+    assert_eq!(audience_of(&browser, "zebra-care.md").await, "internal");
+
+    // An audience the importer does not know: refused, naming the file and the value.
+    let typo = post(
+        "margins.md",
+        "---\naudience: secret\n---\nOur margin is 40 percent.\n",
+        &untouched,
+    )
+    .await
+    .expect("a response");
+    assert_eq!(typo.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let shown = typo.text().await.expect("a page");
+    assert!(shown.contains("margins.md"), "{shown}");
+    assert!(shown.contains("secret"), "{shown}");
+    assert_eq!(audience_of(&browser, "margins.md").await, Value::Null);
 }
 
 #[sqlx::test(migrations = "../migrations")]

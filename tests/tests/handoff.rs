@@ -1,6 +1,7 @@
 //! End to end: leads made in conversations go through the outbox to the fake targets, exactly
 //! once — across a timeout after creation, a ten-minute outage (in simulated time), a rate
-//! limit and a permanent error that a person fixes and retries.
+//! limit, a permanent error that a person fixes and retries, and a slow batch that outlives
+//! its claim while a second worker runs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -748,6 +749,132 @@ async fn trello_gets_one_card_and_its_plain_text_errors_are_shown(pool: PgPool) 
     assert_eq!(
         entry.external_url.as_deref(),
         Some(cards[0].short_url.as_str())
+    );
+}
+
+/// A tracker whose every create waits until the test lets it through, announcing its
+/// hand-off key first: a slow batch, with the test moving the clock while a create is in flight.
+struct SlowCreates {
+    inner: Arc<dyn Target>,
+    entered: tokio::sync::mpsc::UnboundedSender<String>,
+    release: Arc<tokio::sync::Semaphore>,
+}
+
+#[async_trait::async_trait]
+impl Target for SlowCreates {
+    async fn create(
+        &self,
+        handoff: &closer_handoff::Handoff,
+    ) -> Result<closer_handoff::Created, closer_handoff::Failure> {
+        let _ = self.entered.send(handoff.key.clone());
+        self.release
+            .acquire()
+            .await
+            .expect("the test's setup works")
+            .forget();
+        self.inner.create(handoff).await
+    }
+
+    async fn find(
+        &self,
+        handoff: &closer_handoff::Handoff,
+    ) -> Result<Option<closer_handoff::Created>, closer_handoff::Failure> {
+        self.inner.find(handoff).await
+    }
+}
+
+/// Waits, with a deadline, until the slow worker begins its next create.
+async fn create_begins(entered: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(30), entered.recv())
+        .await
+        .expect("the slow worker reaches its next create")
+        .expect("the slow worker is running")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_slow_batch_outliving_its_claim_beside_a_second_worker_creates_each_card_once(
+    pool: PgPool,
+) {
+    const DEADLINE: Duration = Duration::from_secs(30);
+    let fake = FakeTrello::start().await;
+    let time = SimulatedTime::new();
+    for (chat, name) in [("slow1", "Анна"), ("slow2", "Борис"), ("slow3", "Вера")] {
+        make_lead(&pool, vec![Route::always("trello")], chat, name).await;
+    }
+    let trello: Arc<dyn Target> = Arc::new(
+        Trello::new(
+            "trello",
+            TrelloConfig {
+                api_url: fake.url(),
+                key: TRELLO_KEY.to_owned(),
+                token: TRELLO_TOKEN.to_owned().into(),
+                list_id: TRELLO_LIST.to_owned(),
+                timeout: Duration::from_secs(5),
+            },
+        )
+        .expect("the test's setup works"),
+    );
+    let (entered_sender, mut entered) = tokio::sync::mpsc::unbounded_channel();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let slow = worker(
+        &pool,
+        "trello",
+        Arc::new(SlowCreates {
+            inner: trello.clone(),
+            entered: entered_sender,
+            release: release.clone(),
+        }),
+        &time,
+    );
+    let second = worker(&pool, "trello", trello, &time);
+
+    // The slow worker claims all three rows at once (a lease of two minutes from the claim).
+    let batch = tokio::spawn(async move { slow.run_once().await });
+    // The first card takes 50 s.
+    create_begins(&mut entered).await;
+    time.advance(Duration::from_secs(50));
+    release.add_permits(1);
+    // The second takes 80 s: while it is in flight, the claim's two minutes are over.
+    create_begins(&mut entered).await;
+    time.advance(Duration::from_secs(80));
+    // A second process's worker runs now. The row in flight was leased anew before its call;
+    // the third row was not reached yet, so its lease ran out and the second worker takes it.
+    let taken_over = second.run_once().await.expect("the second worker's round");
+    // The slow create finishes, and any create after it goes through at once; the slow worker
+    // then finds its third row taken and leaves it.
+    release.add_permits(10);
+    let slow_round = tokio::time::timeout(DEADLINE, batch)
+        .await
+        .expect("the slow round ends")
+        .expect("the slow round does not panic")
+        .expect("the slow round");
+
+    let cards = fake.cards();
+    let entries = outbox(&pool).await;
+    assert_eq!(entries.len(), 3);
+    for entry in &entries {
+        let marker = format!(
+            "closer-{}",
+            closer_handoff::Handoff::short_key(&entry.idempotency_key)
+        );
+        let made: Vec<_> = cards
+            .iter()
+            .filter(|card| card.desc.contains(&marker))
+            .collect();
+        assert_eq!(made.len(), 1, "one card per lead: {cards:#?}");
+        assert_eq!(entry.status, OutboxStatus::Delivered, "{entry:?}");
+        assert_eq!(entry.external_id.as_deref(), Some(made[0].id.as_str()));
+    }
+    assert_eq!(cards.len(), 3, "{cards:#?}");
+    assert_eq!(
+        (taken_over.claimed, taken_over.delivered),
+        (1, 1),
+        "the second worker took only the row whose lease ran out"
+    );
+    assert_eq!(
+        (slow_round.claimed, slow_round.delivered, slow_round.lost),
+        (3, 2, 1),
+        "the slow worker left the row the second worker took"
     );
 }
 

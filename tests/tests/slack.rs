@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use closer_handoff::{Target, Worker};
 use closer_model::{Channel, InboundContent, InboundMessage, Route};
-use closer_slack::{NotFound, Slack, SlackConfig, Transport, LEAD_TARGET};
+use closer_slack::{Membership, NotFound, Slack, SlackConfig, Transport, LEAD_TARGET};
 use closer_store::Store;
 use closer_telegram::{Limits, Mode, Telegram, TelegramConfig};
 use closer_tests::fake_slack::{
-    button_press, direct_message, event_callback, mention, now, FakeSlack, Fault, Signer,
+    button_press, direct_message, event_callback, mention, now, FakeSlack, FakeUser, Fault, Signer,
     APP_TOKEN, BOT_TOKEN, SIGNING_SECRET,
 };
 use closer_tests::fake_telegram::{FakeTelegram, FAKE_TOKEN};
@@ -40,6 +40,7 @@ fn config(fake: &FakeSlack, transport: Transport) -> SlackConfig {
         conversation_url: Some("https://closer.example.com/conversations/{id}".to_owned()),
         per_channel_per_second: 1.0,
         not_found: NotFound::default(),
+        membership: Membership::default(),
     }
 }
 
@@ -632,6 +633,38 @@ async fn a_telegram_lead_is_taken_over_from_slack_and_handed_back(pool: PgPool) 
     }
     let replies_before = telegram_fake.sent_to(chat).len();
 
+    // A guest of the workspace cannot take it over: only they are told why.
+    slack_fake.set_user("UGUEST", FakeUser::guest());
+    let (status, _) = app
+        .signer
+        .interaction(&button_press(
+            LEADS_CHANNEL,
+            &post.ts,
+            "UGUEST",
+            "closer_take_over",
+            &conversation,
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        slack_fake
+            .wait_until(DEADLINE, |fake| fake
+                .ephemerals()
+                .iter()
+                .any(
+                    |shown| shown.user == "UGUEST" && shown.channel == LEADS_CHANNEL
+                ))
+            .await
+    );
+    let id = uuid::Uuid::parse_str(&conversation).expect("a uuid");
+    assert!(app
+        .store
+        .conversation(id)
+        .await
+        .expect("the store answers")
+        .and_then(|c| c.taken_over_by)
+        .is_none());
+
     // A salesperson takes it over: the post says so and the conversation is mirrored.
     let (status, _) = app
         .signer
@@ -670,6 +703,23 @@ async fn a_telegram_lead_is_taken_over_from_slack_and_handed_back(pool: PgPool) 
                     .contains("когда вы сможете позвонить")))
             .await
     );
+    // A guest writing in the thread reaches nobody but themselves.
+    let intruder = thread_message_event(
+        "Ev-guest",
+        LEADS_CHANNEL,
+        "UGUEST",
+        &post.ts,
+        "1700009998.000001",
+        "Скидка 50%, только сегодня",
+    );
+    assert_eq!(app.signer.event(&intruder).await.0, 200);
+    assert!(
+        slack_fake
+            .wait_until(DEADLINE, |fake| fake.ephemerals().iter().any(|shown| {
+                shown.user == "UGUEST" && shown.thread_ts.as_deref() == Some(post.ts.as_str())
+            }))
+            .await
+    );
     // The salesperson answers in the thread; it reaches the Telegram chat once, even retried.
     let answer = thread_message_event(
         "Ev-person",
@@ -691,6 +741,7 @@ async fn a_telegram_lead_is_taken_over_from_slack_and_handed_back(pool: PgPool) 
     );
     let after = telegram_fake.sent_to(chat).split_off(replies_before);
     assert_eq!(after.len(), 1, "only the person's message, once: {after:?}");
+    assert!(!after[0].text.contains("50%"), "not the guest's: {after:?}");
     assert!(
         !after[0].text.contains("USALES"),
         "the prospect never sees who wrote"
@@ -709,7 +760,6 @@ async fn a_telegram_lead_is_taken_over_from_slack_and_handed_back(pool: PgPool) 
         .await;
     assert_eq!(status, 200);
     let store = app.store.clone();
-    let id = uuid::Uuid::parse_str(&conversation).expect("a uuid");
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while store
         .conversation(id)
@@ -802,4 +852,240 @@ async fn a_lead_typed_in_slack_is_recorded_once_even_when_the_command_comes_twic
         .unwrap_or_default()
         .to_owned();
     assert!(refused.contains("No lead recorded"), "{refused}");
+}
+
+/// Counts rows of `table` (a fixed name from the test).
+async fn rows(store: &Store, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(store.pool())
+        .await
+        .expect("the store answers")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn only_members_of_the_workspace_get_answers_and_commands(pool: PgPool) {
+    let fake = FakeSlack::start().await;
+    fake.set_user("UGUEST", FakeUser::guest());
+    fake.set_user("USINGLE", FakeUser::single_channel_guest());
+    fake.set_user("UEXT", FakeUser::external("TPARTNER"));
+    fake.set_user(
+        "USTRANGER",
+        FakeUser {
+            is_stranger: true,
+            ..FakeUser::external("TOTHER")
+        },
+    );
+    fake.forget_user("UGONE");
+    let app = start(pool, config(&fake, events())).await;
+
+    // Questions from guests and other organisations, by DM and by mention: each is told, in a
+    // message only they see, that the copilot is the team's; nothing is answered or stored.
+    let asks = [
+        (
+            "Ev-g1",
+            direct_message("DG1", "UGUEST", "10.1", INTERNAL_QUESTION),
+        ),
+        (
+            "Ev-g2",
+            direct_message("DG2", "USINGLE", "10.2", INTERNAL_QUESTION),
+        ),
+        (
+            "Ev-g3",
+            mention("CSHARED", "UEXT", "10.3", INTERNAL_QUESTION),
+        ),
+        (
+            "Ev-g4",
+            mention("CSHARED", "USTRANGER", "10.4", INTERNAL_QUESTION),
+        ),
+        (
+            "Ev-g5",
+            direct_message("DG5", "UGONE", "10.5", INTERNAL_QUESTION),
+        ),
+    ];
+    for (id, event) in &asks {
+        assert_eq!(
+            app.signer.event(&event_callback(id, event.clone())).await.0,
+            200,
+            "{id}"
+        );
+    }
+    // An event delivered for another workspace the app is installed in, from a member's id.
+    let mut elsewhere = event_callback(
+        "Ev-g6",
+        direct_message("DG6", "U1", "10.6", INTERNAL_QUESTION),
+    );
+    elsewhere["team_id"] = json!("TOTHER");
+    assert_eq!(app.signer.event(&elsewhere).await.0, 200);
+    assert!(
+        fake.wait_until(DEADLINE, |fake| fake.ephemerals().len() > asks.len())
+            .await,
+        "{:?}",
+        fake.ephemerals()
+    );
+    let refused: Vec<(String, String, Option<String>)> = fake
+        .ephemerals()
+        .into_iter()
+        .map(|shown| {
+            assert!(shown.text.contains("отдела продаж"), "{shown:?}");
+            (shown.user, shown.channel, shown.thread_ts)
+        })
+        .collect();
+    for expected in [
+        ("UGUEST", "DG1", None),
+        ("USINGLE", "DG2", None),
+        ("UEXT", "CSHARED", Some("10.3")),
+        ("USTRANGER", "CSHARED", Some("10.4")),
+        ("UGONE", "DG5", None),
+        ("U1", "DG6", None),
+    ] {
+        let expected = (
+            expected.0.to_owned(),
+            expected.1.to_owned(),
+            expected.2.map(str::to_owned),
+        );
+        assert!(refused.contains(&expected), "{expected:?} in {refused:?}");
+    }
+    assert!(
+        fake.posted().is_empty(),
+        "nothing answered: {:?}",
+        fake.posted()
+    );
+    assert_eq!(conversations(&app.store).await, 0, "nothing stored");
+
+    // Slash commands from a guest: refused at once, only they see it, and nothing is created.
+    let command = |user: &'static str, text: &'static str, id: &'static str| {
+        let response_url = fake.response_url(id);
+        let signer = app.signer.clone();
+        async move {
+            let (status, body) = signer
+                .command(&[
+                    ("team_id", "T1"),
+                    ("channel_id", "CTEAM"),
+                    ("user_id", user),
+                    ("command", "/closer"),
+                    ("text", text),
+                    ("response_url", &response_url),
+                    ("trigger_id", &format!("trigger-{id}")),
+                ])
+                .await;
+            assert_eq!(status, 200, "{body}");
+            serde_json::from_str::<Value>(&body).expect("a JSON acknowledgement")
+        }
+    };
+    for (text, id) in [
+        (
+            "ask Какую скидку менеджер может дать без согласования?",
+            "g-ask",
+        ),
+        ("lead Ольга +7 921 555-12-34 хочет CRM", "g-lead"),
+        ("task позвонить Ольге", "g-task"),
+        ("stats", "g-stats"),
+        ("help", "g-help"),
+    ] {
+        let ack = command("UGUEST", text, id).await;
+        assert_eq!(ack["response_type"], "ephemeral", "{ack}");
+        let shown = ack["text"].as_str().unwrap_or_default();
+        assert!(
+            shown.contains("only help the sales team") || shown.contains("отдела продаж"),
+            "{text}: {ack}"
+        );
+        assert!(
+            !shown.contains("/closer ask"),
+            "no usage for a guest: {ack}"
+        );
+    }
+    // A member's command goes through; by the time it is answered, the guest's would have been.
+    let ack = command(
+        "U1",
+        "ask Какую скидку менеджер может дать без согласования?",
+        "m-ask",
+    )
+    .await;
+    assert!(
+        ack["text"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Looking up"),
+        "{ack}"
+    );
+    assert!(
+        fake.wait_until(DEADLINE, |fake| !fake.responses("m-ask").is_empty())
+            .await
+    );
+    assert!(fake.responses("m-ask")[0]
+        .to_string()
+        .contains(INTERNAL_TITLE));
+    for id in ["g-ask", "g-lead", "g-task", "g-stats", "g-help"] {
+        assert!(
+            fake.responses(id).is_empty(),
+            "{id}: {:?}",
+            fake.responses(id)
+        );
+    }
+    assert_eq!(rows(&app.store, "leads").await, 0);
+    assert_eq!(rows(&app.store, "tasks").await, 0);
+
+    // A member asks twice: answered, and Slack is asked who they are once (kept for a while).
+    let looked_up = fake.calls_of("users.info");
+    for (id, ts) in [("Ev-m1", "11.1"), ("Ev-m2", "11.2")] {
+        let event = event_callback(id, direct_message("DM1", "U9", ts, INTERNAL_QUESTION));
+        assert_eq!(app.signer.event(&event).await.0, 200);
+    }
+    assert!(
+        fake.wait_until(DEADLINE, |fake| fake.posted_to("DM1", None).len() >= 2)
+            .await
+    );
+    assert!(fake.posted_to("DM1", None)[0]
+        .block_text()
+        .contains(INTERNAL_TITLE));
+    assert_eq!(fake.calls_of("users.info"), looked_up + 1);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn guests_may_ask_when_allowed_but_other_organisations_never_and_slack_down_admits_nobody(
+    pool: PgPool,
+) {
+    let fake = FakeSlack::start().await;
+    fake.set_user("UGUEST", FakeUser::guest());
+    fake.set_user("UEXT", FakeUser::external("TPARTNER"));
+    let mut allowing = config(&fake, events());
+    allowing.membership.allow_guests = true;
+    let app = start(pool, allowing).await;
+
+    let guest = event_callback(
+        "Ev-a1",
+        direct_message("DA1", "UGUEST", "12.1", INTERNAL_QUESTION),
+    );
+    assert_eq!(app.signer.event(&guest).await.0, 200);
+    assert_eq!(settled(&app.store, "DA1").await, (1, 0));
+    assert!(fake.posted_to("DA1", None)[0]
+        .block_text()
+        .contains(INTERNAL_TITLE));
+
+    let external = event_callback(
+        "Ev-a2",
+        direct_message("DA2", "UEXT", "12.2", INTERNAL_QUESTION),
+    );
+    assert_eq!(app.signer.event(&external).await.0, 200);
+    assert!(
+        fake.wait_until(DEADLINE, |fake| fake
+            .ephemerals()
+            .iter()
+            .any(|shown| shown.user == "UEXT"))
+            .await
+    );
+    assert!(fake.posted_to("DA2", None).is_empty());
+
+    // Slack cannot say who someone is: nothing is answered, and Slack is asked to deliver the
+    // event again; once it can, the retried event is answered.
+    fake.fail_next("users.info", Fault::Status(500));
+    let unknown = event_callback(
+        "Ev-a3",
+        direct_message("DA3", "UNEW", "12.3", INTERNAL_QUESTION),
+    );
+    let (status, _) = app.signer.event(&unknown).await;
+    assert_eq!(status, 503);
+    assert!(fake.posted_to("DA3", None).is_empty());
+    assert_eq!(app.signer.event_retry(&unknown, 1).await.0, 200);
+    assert_eq!(settled(&app.store, "DA3").await, (1, 0));
 }

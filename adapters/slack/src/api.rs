@@ -62,7 +62,28 @@ pub struct Posted {
 pub struct BotIdentity {
     pub user_id: String,
     pub bot_id: Option<String>,
+    /// The workspace's name.
     pub team: String,
+    /// The workspace the bot token belongs to (`T…`): whose members the copilot answers,
+    /// unless `slack.team_id` names another.
+    pub team_id: String,
+}
+
+/// A Slack user as `users.info` describes them: what decides whether they are a member of
+/// the workspace (see [`crate::members`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: String,
+    /// The user's home workspace; another organisation's for a Slack Connect user.
+    pub team_id: Option<String>,
+    pub deleted: bool,
+    pub is_bot: bool,
+    /// A multi-channel guest.
+    pub is_restricted: bool,
+    /// A single-channel guest.
+    pub is_ultra_restricted: bool,
+    /// Of another workspace, and in no channel shared with this one that the app sees.
+    pub is_stranger: bool,
 }
 
 /// The Web API client with the bot token. Cheap to clone.
@@ -119,7 +140,52 @@ impl Api {
             user_id: me.user_id.0,
             bot_id: me.bot_id.map(|id| id.0),
             team: me.team,
+            team_id: me.team_id.0,
         })
+    }
+
+    /// `users.info` (scope `users:read`): who `user` is, as far as membership goes.
+    ///
+    /// # Errors
+    /// [`ApiError::Refused`] (`user_not_found`, `missing_scope`, …); [`ApiError`].
+    pub async fn user_info(&self, user: &str) -> Result<UserRecord, ApiError> {
+        let session = self.client.open_session(&self.token);
+        let request = SlackApiUsersInfoRequest::new(SlackUserId::new(user.to_owned()));
+        let found = session.users_info(&request).await?.user;
+        let flag = |value: Option<bool>| value.unwrap_or(false);
+        Ok(UserRecord {
+            id: found.id.0,
+            team_id: found.team_id.map(|team| team.0),
+            deleted: flag(found.deleted),
+            is_bot: flag(found.flags.is_bot),
+            is_restricted: flag(found.flags.is_restricted),
+            is_ultra_restricted: flag(found.flags.is_ultra_restricted),
+            is_stranger: flag(found.flags.is_stranger),
+        })
+    }
+
+    /// `chat.postEphemeral`: a message only `user` sees, in `channel` (and thread).
+    ///
+    /// # Errors
+    /// [`ApiError`].
+    pub async fn post_ephemeral(
+        &self,
+        channel: &str,
+        user: &str,
+        thread_ts: Option<&str>,
+        text: &str,
+    ) -> Result<(), ApiError> {
+        let session = self.client.open_session(&self.token);
+        let mut request = SlackApiChatPostEphemeralRequest::new(
+            SlackChannelId::new(channel.to_owned()),
+            SlackUserId::new(user.to_owned()),
+            SlackMessageContent::new().with_text(text.to_owned()),
+        );
+        if let Some(thread_ts) = thread_ts {
+            request = request.with_thread_ts(SlackTs::new(thread_ts.to_owned()));
+        }
+        session.chat_post_ephemeral(&request).await?;
+        Ok(())
     }
 
     /// `chat.postMessage`, in a thread when `thread_ts` is given.

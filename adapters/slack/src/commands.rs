@@ -70,6 +70,15 @@ pub fn parse(text: &str) -> Subcommand {
 pub async fn handle(slack: &Slack, command: SlackCommandEvent, thread_ts: Option<String>) -> Ack {
     metrics::counter!("closer_commands_total", "channel" => "slack").increment(1);
     let text = command.text.clone().unwrap_or_default();
+    // Only the team asks, records leads and tasks, or reads the figures; anyone else is told
+    // so, only they see it, and nothing is created.
+    let lang = Lang::detect(&text).unwrap_or_default();
+    if let Err(refusal) = slack
+        .member(&command.user_id.0, Some(&command.team_id.0), lang)
+        .await
+    {
+        return Ack::ephemeral(refusal);
+    }
     match parse(&text) {
         Subcommand::Usage(None) => Ack::ephemeral(USAGE),
         Subcommand::Usage(Some(word)) => {

@@ -3,6 +3,8 @@
 //! - [`api`]: the Web API client (an http-or-https connector, so a local fake can stand in)
 //!   and its errors sorted into rate limits, refusals and outages.
 //! - [`verify`]: the v0 request signature, checked on the raw body before anything parses.
+//! - [`members`]: who may use the copilot — members of the configured workspace, not guests
+//!   (unless allowed) nor people of other organisations — checked with `users.info`, cached.
 //! - [`inbound`]: an event as a question (a DM or a mention) or a person's thread message (pure).
 //! - [`render`]: a reply as Slack messages — mrkdwn escaped, split within Slack's limits,
 //!   citations under the last part (pure).
@@ -20,12 +22,15 @@
 //!
 //! **The team is not a prospect.** Questions asked here go through
 //! [`closer_engine::Engine::answer_team`]: internal documents included, no sales dialog, no
-//! lead. Prospect channels keep the public audience.
+//! lead. Prospect channels keep the public audience. So only the team may ask: a question, a
+//! command, a thread message to a prospect or a button press from anyone who is not a member
+//! of the workspace gets a polite refusal that only they see, and nothing else happens.
 
 pub mod api;
 pub mod commands;
 pub mod inbound;
 pub mod leads;
+pub mod members;
 pub mod render;
 pub mod sender;
 mod takeover;
@@ -53,6 +58,7 @@ use slack_morphism::prelude::*;
 pub use api::{Api, ApiError, BotIdentity};
 pub use inbound::{translate, ChatRef, Translated};
 pub use leads::{LeadPosts, LEAD_TARGET};
+pub use members::Membership;
 pub use sender::{Sender, SenderStats};
 pub use verify::{Refused, Verifier};
 
@@ -114,6 +120,8 @@ pub struct SlackConfig {
     /// Messages a second to one channel.
     pub per_channel_per_second: f64,
     pub not_found: NotFound,
+    /// Who may use the copilot.
+    pub membership: Membership,
 }
 
 /// Why the channel cannot start.
@@ -143,6 +151,8 @@ struct Shared {
     mirrors: takeover::MirrorLocks,
     /// Each event handled under it: a panic or a failure that repeats dead-letters the event.
     guard: closer_engine::Guard,
+    /// Who may use the copilot, and what Slack said about each person lately.
+    members: members::Members,
 }
 
 impl Slack {
@@ -169,6 +179,7 @@ impl Slack {
         );
         tracing::info!(user_id = %me.user_id, team = %me.team, "connected to Slack");
         let guard = closer_engine::Guard::new(engine.store().clone(), closer_model::Channel::Slack);
+        let members = members::Members::new(api.clone(), &config.membership, &me.team_id);
         Ok(Slack {
             inner: Arc::new(Shared {
                 api,
@@ -179,6 +190,7 @@ impl Slack {
                 verifier,
                 mirrors: takeover::MirrorLocks::default(),
                 guard,
+                members,
             }),
         })
     }
@@ -361,6 +373,20 @@ impl Slack {
                 Ok(())
             }
             Translated::Ask(message) => {
+                // `ask` puts the Slack user's id in the sender's name.
+                let user = message.sender_name.clone().unwrap_or_default();
+                let chat = ChatRef::parse(&message.chat_id);
+                let lang = message
+                    .content
+                    .text()
+                    .and_then(Lang::detect)
+                    .unwrap_or_default();
+                if !self
+                    .member_or_refuse(&user, Some(&event.team_id.0), &chat, lang)
+                    .await?
+                {
+                    return Ok(());
+                }
                 let started = std::time::Instant::now();
                 let not_found = self.inner.config.not_found.clone();
                 let handled = self
@@ -385,6 +411,59 @@ impl Slack {
                 self.thread_message(&channel, &thread_ts, &ts, &user, &text)
                     .await
             }
+        }
+    }
+
+    /// Whether `user` is a member of the workspace; if not, they are told so in a message only
+    /// they see (in `chat`'s channel and thread), and the caller does nothing else.
+    ///
+    /// # Errors
+    /// Slack cannot say who `user` is right now: nothing was done, and the event is worth
+    /// delivering again.
+    pub(crate) async fn member_or_refuse(
+        &self,
+        user: &str,
+        request_team: Option<&str>,
+        chat: &ChatRef,
+        lang: Lang,
+    ) -> Result<bool, closer_engine::EngineError> {
+        match self.inner.members.admits(user, request_team).await {
+            Ok(true) => Ok(true),
+            Ok(false) => {
+                self.tell_only(user, chat, members::refusal(lang)).await;
+                Ok(false)
+            }
+            Err(error) => Err(closer_engine::EngineError::Rejected(format!(
+                "whether the Slack user is a member of the workspace could not be checked: {error}"
+            ))),
+        }
+    }
+
+    /// Whether `user` is a member of the workspace, for a command or a button press:
+    /// `Err` carries what to tell them when they are not, or when Slack cannot say.
+    pub(crate) async fn member(
+        &self,
+        user: &str,
+        request_team: Option<&str>,
+        lang: Lang,
+    ) -> Result<(), &'static str> {
+        match self.inner.members.admits(user, request_team).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(members::refusal(lang)),
+            Err(_) => Err(members::unverified(lang)),
+        }
+    }
+
+    /// A message only `user` sees, in `chat`'s channel and thread. Best effort: it is a
+    /// courtesy, and failing to show it changes nothing else.
+    pub(crate) async fn tell_only(&self, user: &str, chat: &ChatRef, text: &str) {
+        if let Err(error) = self
+            .inner
+            .api
+            .post_ephemeral(&chat.channel, user, chat.thread_ts.as_deref(), text)
+            .await
+        {
+            tracing::warn!(%error, "could not tell a Slack user why they were refused");
         }
     }
 

@@ -37,6 +37,7 @@ fn me() -> BotIdentity {
         user_id: "UBOT".to_owned(),
         bot_id: Some("BBOT".to_owned()),
         team: "Acme".to_owned(),
+        team_id: "T1".to_owned(),
     }
 }
 

@@ -82,6 +82,10 @@ pub(crate) fn lead_button_presses(interaction: &SlackInteractionEvent) -> Vec<Le
 impl Slack {
     /// A button press on a lead's post.
     pub async fn process_interaction(&self, interaction: &SlackInteractionEvent) {
+        let team = match interaction {
+            SlackInteractionEvent::BlockActions(actions) => Some(actions.team.id.0.clone()),
+            _ => None,
+        };
         for press in lead_button_presses(interaction) {
             let LeadButtonPress {
                 action_id,
@@ -90,6 +94,18 @@ impl Slack {
                 channel,
                 post_ts,
             } = press;
+            // Only the team takes a prospect's conversation over or hands it back.
+            if let Err(refusal) = self
+                .member(&user, team.as_deref(), closer_model::Lang::En)
+                .await
+            {
+                let chat = crate::ChatRef {
+                    channel: channel.clone(),
+                    thread_ts: None,
+                };
+                self.tell_only(&user, &chat, refusal).await;
+                continue;
+            }
             let result = match action_id.as_str() {
                 TAKE_OVER_ACTION => {
                     self.take_over(conversation_id, &user, &channel, &post_ts)
@@ -195,6 +211,15 @@ impl Slack {
             .await?
             .and_then(|conversation| conversation.taken_over_by);
         if taken.is_none() || text.trim().is_empty() {
+            return Ok(());
+        }
+        // Only the team writes to a prospect.
+        let chat = crate::ChatRef {
+            channel: channel.to_owned(),
+            thread_ts: Some(thread_ts.to_owned()),
+        };
+        let lang = closer_model::Lang::detect(text).unwrap_or_default();
+        if !self.member_or_refuse(user, None, &chat, lang).await? {
             return Ok(());
         }
         self.engine()

@@ -24,29 +24,10 @@
   var lastId = 0, opened = false, pollTimer = null, busy = false, stream = null;
   var queue = []; // messages not yet accepted, each with its id kept for retries
 
+  // The style sheet (assets/widget.css) is put here by the server as a string; the console's
+  // Content-Security-Policy allows exactly this text by its SHA-256.
   var style = document.createElement("style");
-  style.textContent =
-    ".closer-chat{font:14px/1.4 system-ui,sans-serif;color:#1f2933}" +
-    ".closer-chat *{box-sizing:border-box}" +
-    ".closer-float{position:fixed;right:20px;bottom:20px;z-index:2147483000}" +
-    ".closer-toggle{background:#2563eb;color:#fff;border:0;border-radius:24px;padding:12px 18px;cursor:pointer;font:inherit}" +
-    ".closer-panel{display:flex;flex-direction:column;width:340px;height:460px;background:#fff;border:1px solid #d0d7de;border-radius:12px;box-shadow:0 8px 24px rgba(0,0,0,.15);overflow:hidden}" +
-    ".closer-inline .closer-panel{width:100%;height:520px;box-shadow:none}" +
-    ".closer-head{background:#2563eb;color:#fff;padding:10px 14px;font-weight:600;display:flex;justify-content:space-between}" +
-    ".closer-head button{background:none;border:0;color:#fff;font-size:18px;cursor:pointer}" +
-    ".closer-log{flex:1;overflow-y:auto;padding:10px;background:#f6f8fa}" +
-    ".closer-msg{margin:6px 0;max-width:85%;padding:8px 10px;border-radius:10px;white-space:pre-wrap;word-wrap:break-word}" +
-    ".closer-visitor{margin-left:auto;background:#2563eb;color:#fff}" +
-    ".closer-assistant,.closer-person{background:#fff;border:1px solid #d0d7de}" +
-    ".closer-person{border-color:#16a34a}" +
-    ".closer-who{font-size:11px;color:#16a34a;margin-bottom:2px}" +
-    ".closer-sources{font-size:12px;color:#57606a;margin-top:4px}" +
-    ".closer-buttons{display:flex;flex-wrap:wrap;gap:6px;margin:4px 0 8px}" +
-    ".closer-buttons button{border:1px solid #2563eb;color:#2563eb;background:#fff;border-radius:14px;padding:4px 10px;cursor:pointer;font:inherit}" +
-    ".closer-form{display:flex;border-top:1px solid #d0d7de}" +
-    ".closer-form textarea{flex:1;border:0;padding:10px;resize:none;font:inherit;height:52px}" +
-    ".closer-form button{border:0;background:#fff;color:#2563eb;font-weight:600;padding:0 14px;cursor:pointer}" +
-    ".closer-error{color:#b42318;font-size:12px;padding:4px 10px}";
+  style.textContent = "__CLOSER_WIDGET_CSS__";
   document.head.appendChild(style);
 
   var root = document.createElement("div");

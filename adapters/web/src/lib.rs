@@ -7,11 +7,14 @@
 //! - [`pages`] — the console's pages under `/console`.
 //! - [`api`] — the same data as JSON under `/api`.
 //! - [`knowledge`] — uploading, deleting and re-indexing knowledge documents.
-//! - [`sync`] — the AnythingLLM sync's status and "Sync now".
+//! - [`sync`] — the AnythingLLM workspace's sync: its status, "Sync now", and the change every
+//!   upload and delete starts.
 //! - [`charts`] — bar charts as SVG, drawn on the server.
-//! - [`metrics`] — the Prometheus exporter and `GET /metrics`.
+//! - [`metrics`] — the Prometheus exporter and `GET /metrics`, behind a bearer token when one
+//!   is configured.
+//! - [`security`] — the Content-Security-Policy and the other security headers on every answer.
 //!
-//! Nothing is loaded from elsewhere: the script, the style sheet and the charts are served by
+//! Nothing is loaded from elsewhere: the scripts, the style sheets and the charts are served by
 //! Closer itself, so the console works offline. SQL stays in `closer-store`.
 
 pub mod api;
@@ -21,6 +24,7 @@ pub mod chat;
 pub mod knowledge;
 pub mod metrics;
 pub mod pages;
+pub mod security;
 pub mod sync;
 
 use std::sync::Arc;
@@ -35,7 +39,8 @@ pub struct WebConfig {
     pub console: bool,
     /// Serve the website chat under `/chat`.
     pub chat: bool,
-    /// Mark the session cookie `Secure` (when Closer is reached over HTTPS).
+    /// Mark the console's cookies `Secure` always. Without it they are `Secure` when the request
+    /// came over HTTPS as the reverse proxy reports it (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
     /// How long a session lasts, in hours.
     pub session_hours: i64,
@@ -51,8 +56,6 @@ pub struct WebConfig {
     /// The configured channels and hand-off targets, for the health page.
     pub channels: Vec<String>,
     pub targets: Vec<String>,
-    /// The AnythingLLM workspace `closer kb sync` pushes to, when configured.
-    pub anythingllm: Option<sync::SyncTarget>,
 }
 
 impl Default for WebConfig {
@@ -69,7 +72,6 @@ impl Default for WebConfig {
             login_attempts_overall_per_minute: 60,
             channels: Vec::new(),
             targets: Vec::new(),
-            anythingllm: None,
         }
     }
 }
@@ -83,8 +85,6 @@ pub struct WebState {
     pub login_limiter: Arc<auth::LoginLimiter>,
     /// Held while the knowledge base is re-indexed, so rebuilds run one at a time.
     pub reindexing: Arc<tokio::sync::Mutex<()>>,
-    /// The AnythingLLM sync started from the console: one at a time, its progress.
-    pub sync_runs: Arc<sync::SyncRuns>,
 }
 
 /// The routes of the chat and the console as `config` enables them, ready to merge into
@@ -107,12 +107,13 @@ pub fn router(engine: Engine, config: WebConfig) -> Router {
     if config.console {
         router = router.merge(pages::router()).merge(api::router());
     }
-    router.with_state(WebState {
-        engine,
-        config: Arc::new(config),
-        chat_limiters,
-        login_limiter,
-        reindexing: Arc::new(tokio::sync::Mutex::new(())),
-        sync_runs: sync::SyncRuns::new(),
-    })
+    router
+        .layer(axum::middleware::map_response(security::add_headers))
+        .with_state(WebState {
+            engine,
+            config: Arc::new(config),
+            chat_limiters,
+            login_limiter,
+            reindexing: Arc::new(tokio::sync::Mutex::new(())),
+        })
 }

@@ -1,14 +1,17 @@
 //! The Prometheus exporter behind the `metrics` facade: installed once per process, rendered
-//! on `GET /metrics` by Closer's own server (no second listener).
+//! on `GET /metrics` by Closer's own server, or on a listener of its own when `[metrics]
+//! listen` says so (the binary wires that). With a token configured, a scrape must send it as
+//! `Authorization: Bearer`; anything else gets 401.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::{ExposeSecret, SecretString};
 
 /// Buckets for latencies in seconds: from a millisecond (retrieval) to a minute (a paced reply
 /// under a burst).
@@ -51,14 +54,21 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// `GET /metrics` in Prometheus's text format.
-pub fn router() -> Router {
+/// `GET /metrics` in Prometheus's text format; only for `Authorization: Bearer {token}` when
+/// `token` is given.
+pub fn router(token: Option<SecretString>) -> Router {
     let handle = install();
     Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: HeaderMap| {
             let handle = handle.clone();
+            let token = token.clone();
             async move {
+                if let Some(token) = &token {
+                    if !bearer_matches(&headers, token) {
+                        return unauthorized();
+                    }
+                }
                 match handle {
                     Some(handle) => (
                         [(
@@ -69,7 +79,7 @@ pub fn router() -> Router {
                     )
                         .into_response(),
                     None => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        StatusCode::SERVICE_UNAVAILABLE,
                         "another metrics recorder is installed",
                     )
                         .into_response(),
@@ -77,4 +87,44 @@ pub fn router() -> Router {
             }
         }),
     )
+}
+
+/// Whether the request carries `Authorization: Bearer {token}`, compared in constant time.
+fn bearer_matches(headers: &HeaderMap, token: &SecretString) -> bool {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|presented| crate::auth::same_secret(presented.trim(), token.expose_secret()))
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"closer metrics\"")],
+        "send the metrics token as Authorization: Bearer",
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn only_the_configured_bearer_token_is_accepted() {
+        let token = SecretString::from("s3cret-metrics-token".to_owned());
+        let with = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            headers
+        };
+        assert!(bearer_matches(&with("Bearer s3cret-metrics-token"), &token));
+        assert!(!bearer_matches(&HeaderMap::new(), &token));
+        assert!(!bearer_matches(&with("Bearer s3cret"), &token));
+        assert!(!bearer_matches(&with("Basic czNjcmV0"), &token));
+        assert!(!bearer_matches(&with("Bearer "), &token));
+    }
 }

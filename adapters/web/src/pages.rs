@@ -4,7 +4,7 @@
 //! double-submit token of its own.
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -23,6 +23,9 @@ use crate::knowledge;
 use crate::WebState;
 
 const CONSOLE_CSS: &str = include_str!("../assets/console.css");
+/// The pages' behaviour (a confirmation before a delete): a file, since the
+/// Content-Security-Policy allows no inline script.
+const CONSOLE_JS: &str = include_str!("../assets/console.js");
 const LOGIN_CSRF_COOKIE: &str = "closer_login_csrf";
 
 pub fn router() -> Router<WebState> {
@@ -32,6 +35,7 @@ pub fn router() -> Router<WebState> {
             get(|| async { Redirect::to("/console/dashboard") }),
         )
         .route("/console/assets/console.css", get(css))
+        .route("/console/assets/console.js", get(script))
         .route("/console/login", get(login_page).post(login))
         .route("/console/logout", post(logout))
         .route("/console/dashboard", get(dashboard))
@@ -69,6 +73,17 @@ async fn css() -> Response {
         .into_response()
 }
 
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        CONSOLE_JS,
+    )
+        .into_response()
+}
+
 /// The frame of every signed-in page.
 fn layout(title: &str, user: Option<&Principal>, active: &str, body: Markup) -> Markup {
     let nav = [
@@ -87,6 +102,7 @@ fn layout(title: &str, user: Option<&Principal>, active: &str, body: Markup) -> 
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · Closer" }
                 link rel="stylesheet" href="/console/assets/console.css";
+                script src="/console/assets/console.js" defer {}
             }
             body {
                 @if let Some(user) = user {
@@ -176,29 +192,32 @@ fn login_form(token: &str, message: Option<&str>) -> Markup {
     )
 }
 
-fn login_cookie(state: &WebState, token: String) -> Cookie<'static> {
+fn login_cookie(secure: bool, token: String) -> Cookie<'static> {
     Cookie::build((LOGIN_CSRF_COOKIE, token))
         .path("/console/login")
         .http_only(true)
         .same_site(SameSite::Strict)
-        .secure(state.config.secure_cookies)
+        .secure(secure)
         .build()
 }
 
-async fn login_page(State(state): State<WebState>, jar: CookieJar) -> Response {
+async fn login_page(State(state): State<WebState>, headers: HeaderMap, jar: CookieJar) -> Response {
     let token = auth::random_token();
-    let jar = jar.add(login_cookie(&state, token.clone()));
+    let secure = auth::secure_cookies(state.config.secure_cookies, &headers);
+    let jar = jar.add(login_cookie(secure, token.clone()));
     (jar, login_form(&token, None)).into_response()
 }
 
 async fn login(
     State(state): State<WebState>,
+    headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let token = auth::random_token();
+    let secure = auth::secure_cookies(state.config.secure_cookies, &headers);
     let again = |jar: CookieJar, status: StatusCode, message: &str| {
-        let jar = jar.add(login_cookie(&state, token.clone()));
+        let jar = jar.add(login_cookie(secure, token.clone()));
         (status, jar, login_form(&token, Some(message))).into_response()
     };
     let Ok(Form(form)) = form else {
@@ -260,11 +279,7 @@ async fn login(
     tracing::info!(email = %account.email, "signed in to the console");
     let jar = jar
         .remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/console/login"))
-        .add(auth::session_cookie(
-            session,
-            state.config.secure_cookies,
-            hours,
-        ));
+        .add(auth::session_cookie(session, secure, hours));
     (jar, Redirect::to("/console/dashboard")).into_response()
 }
 
@@ -310,6 +325,7 @@ fn check_csrf(user: &Principal, form: &CsrfForm) -> Option<Response> {
 async fn logout(
     PageUser(user): PageUser,
     State(state): State<WebState>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<CsrfForm>,
 ) -> Response {
@@ -326,7 +342,10 @@ async fn logout(
             return api::store_error(&failure);
         }
     }
-    let jar = jar.add(auth::removal_cookie(state.config.secure_cookies));
+    let jar = jar.add(auth::removal_cookie(auth::secure_cookies(
+        state.config.secure_cookies,
+        &headers,
+    )));
     (jar, Redirect::to("/console/login")).into_response()
 }
 
@@ -639,7 +658,10 @@ fn handoff_status(entry: &closer_store::OutboxEntry) -> Markup {
         @match entry.status {
             OutboxStatus::Delivered => {
                 span.ok { "delivered" }
-                @if let Some(url) = &entry.external_url { " " a href=(url) rel="noreferrer" { "open" } }
+                // Rows delivered before links were checked at the boundary may hold any URL.
+                @if let Some(link) = entry.external_url.as_deref().and_then(|url| closer_model::WebLink::parse(url).ok()) {
+                    " " a href=(link.as_str()) rel="noreferrer" { "open" }
+                }
             }
             OutboxStatus::Failed => {
                 span.bad { "failed" }
@@ -965,6 +987,10 @@ fn sync_section(user: &Principal, status: &crate::sync::SyncStatus) -> Markup {
                     @if status.out_of_sync == 0 { span.ok { "in sync" } " (" (status.in_sync) " documents)" }
                     @else { span.wait { (status.out_of_sync) " to push or take out" } ", " (status.in_sync) " in sync" }
                 }
+                p #sync-answering {
+                    @if status.answering { span.ok { "Answering prospects" } " from the store's public documents; every upload and delete is synced at once." }
+                    @else { span.bad { "Not answering prospects" } ": " (status.reason.clone().unwrap_or_default()) }
+                }
                 @if run.running {
                     // The page follows the run without a script.
                     meta http-equiv="refresh" content="2";
@@ -980,7 +1006,7 @@ fn sync_section(user: &Principal, status: &crate::sync::SyncStatus) -> Markup {
                 form.inline method="post" action="/console/knowledge/sync" {
                     (csrf_field(user))
                     button type="submit" disabled[run.running] { "Sync now" }
-                    span.muted { " pushes the public documents, as " code { "closer kb sync" } " does." }
+                    span.muted { " pushes the public documents and takes out everything else, as " code { "closer kb sync" } " does; uploads and deletes sync by themselves." }
                 }
                 table.list #sync-documents { thead { tr { th { "Document" } th { "Status" } th { "Last pushed" } } }
                     tbody { @for row in &status.documents {
@@ -1059,8 +1085,11 @@ async fn knowledge(
                 (csrf_field(&user))
                 label { "File (.md, .txt or .csv, at most " (knowledge::MAX_UPLOAD_BYTES / (1024 * 1024)) " MiB) "
                     input type="file" name="file" required accept=".md,.markdown,.txt,.csv"; }
+                // The file's own front matter decides unless a person picks an audience: a
+                // preselected "public" would publish every internal note uploaded as is.
                 label { "Audience "
                     select name="audience" {
+                        option value="" selected { "as the file says (its front matter; public if none)" }
                         option value="public" { "public (prospects)" }
                         option value="internal" { "internal (the sales team)" }
                     }
@@ -1075,7 +1104,7 @@ async fn knowledge(
                          td { span class={ "badge " (document.audience) } { (document.audience) } }
                          td { (document.lang.clone().unwrap_or_default()) } td { (document.format) } td { (document.chars) }
                          td { form.inline method="post" action="/console/knowledge/delete"
-                             onsubmit="return confirm('Delete this document from the knowledge base?')" {
+                             data-confirm="Delete this document from the knowledge base?" {
                              (csrf_field(&user))
                              input type="hidden" name="source" value=(document.source);
                              button.danger type="submit" title={ "Delete " (document.source) } { "Delete" }
@@ -1126,6 +1155,7 @@ async fn health(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
                 } } }
             @if report.targets.is_empty() { p.muted { "No hand-off target is configured." } }
         }
+        @if let Some(workspace) = &report.anythingllm { (anythingllm_health(workspace)) }
         section.panel #dead-letters {
             h2 { "Dead letters" }
             p.muted { "Updates a channel could not process. They no longer hold up the queue; Retry has the channel try one again." }
@@ -1146,6 +1176,30 @@ async fn health(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
         }
     };
     page("Health", &user, "health", body)
+}
+
+/// The AnythingLLM workspace on the health page: whether it answers prospects, and the
+/// documents someone else put there that syncs took out.
+fn anythingllm_health(workspace: &crate::sync::WorkspaceHealth) -> Markup {
+    html! {
+        section.panel #anythingllm-health {
+            h2 { "AnythingLLM" }
+            p #anythingllm-state {
+                "Workspace " strong { (workspace.workspace) } ": "
+                @if workspace.answering { span class="state state-connected" { "answering prospects" } }
+                @else { span class="state state-down" { "not answering prospects" } " — " (workspace.reason.clone().unwrap_or_default()) }
+                br;
+                span.muted { "last synced " (workspace.last_synced_at.map(when).unwrap_or_else(|| "never".to_owned())) }
+            }
+            @if !workspace.foreign_removed.is_empty() {
+                p.bad { "Documents Closer did not put in the workspace were taken out of it (prospects are answered only from the knowledge base's public documents):" }
+                table.list #anythingllm-foreign { thead { tr { th { "Document" } th { "Taken out" } } }
+                    tbody { @for document in &workspace.foreign_removed {
+                        tr { td { (document.title) } td { (when(document.removed_at)) } }
+                    } } }
+            }
+        }
+    }
 }
 
 /// A channel's live connection: its state, how it is connected, since when, its last error.
@@ -1190,4 +1244,41 @@ async fn try_it(PageUser(user): PageUser, State(state): State<WebState>) -> Resp
         }
     };
     page("Try it", &user, "try", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_health_page_says_when_anythingllm_does_not_answer_and_what_was_taken_out() {
+        let now = Utc::now();
+        let refused = crate::sync::WorkspaceHealth {
+            workspace: "sales".to_owned(),
+            answering: false,
+            reason: Some("the last sync failed (update-embeddings did not apply)".to_owned()),
+            last_synced_at: Some(now),
+            foreign_removed: vec![closer_engine::kb_sync::ForeignDocument {
+                title: "Partner <price> list".to_owned(),
+                removed_at: now,
+            }],
+            run: crate::sync::SyncRun::default(),
+        };
+        let html = anythingllm_health(&refused).into_string();
+        assert!(html.contains("not answering prospects"), "{html}");
+        assert!(html.contains("the last sync failed"), "{html}");
+        assert!(
+            html.contains("Partner &lt;price&gt; list"),
+            "escaped: {html}"
+        );
+        let answering = crate::sync::WorkspaceHealth {
+            answering: true,
+            reason: None,
+            foreign_removed: Vec::new(),
+            ..refused
+        };
+        let html = anythingllm_health(&answering).into_string();
+        assert!(html.contains("answering prospects"), "{html}");
+        assert!(!html.contains("not answering"), "{html}");
+    }
 }

@@ -1,36 +1,26 @@
-//! The AnythingLLM sync from the console: what `closer kb sync` last pushed (the store's
+//! The AnythingLLM workspace from the console: what was last pushed (the store's
 //! `anythingllm_documents`) against the documents now stored — in sync, changed since, never
-//! pushed, removed since — and "Sync now", which runs the engine's
-//! [`closer_engine::kb_sync::sync_workspace`] in the background, one run at a time, with its
-//! progress and result kept for the page and the API.
+//! pushed, removed since — whether the workspace answers prospects now, and "Sync now". The
+//! syncing itself is the engine's [`closer_engine::kb_sync::WorkspaceSync`], which runs after
+//! every change made here (upload, delete) and on its own schedule; the console starts a
+//! change with [`knowledge_change`] and shows the sync's progress and result.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use closer_engine::kb_sync::{pushed_hash, sync_workspace};
-use closer_knowledge::anythingllm::AnythingLlm;
+use closer_engine::kb_sync::{pushed_hash, ForeignDocument, KnowledgeChange};
+pub use closer_engine::kb_sync::{SyncRun, WorkspaceHealth};
 use closer_model::Audience;
 use closer_store::StoreError;
 use serde::{Deserialize, Serialize};
 
 use crate::WebState;
 
-/// The AnythingLLM workspace the knowledge base is pushed to, when `[anythingllm]` is
-/// configured. The client should have the sync's (longer) request timeout.
-#[derive(Clone)]
-pub struct SyncTarget {
-    pub client: AnythingLlm,
-}
-
-impl fmt::Debug for SyncTarget {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("SyncTarget")
-            .field("workspace", &self.client.workspace_slug())
-            .finish()
-    }
+/// Starts a change of the knowledge base: held across the store's write, it keeps the
+/// AnythingLLM workspace from answering prospects until a sync has caught up with the change,
+/// and wakes that sync when dropped. `None` when AnythingLLM is not configured.
+pub fn knowledge_change(state: &WebState) -> Option<KnowledgeChange> {
+    state.engine.workspace_sync().map(|sync| sync.change())
 }
 
 /// Where one document stands against the workspace.
@@ -68,28 +58,18 @@ pub struct DocumentSyncRow {
     pub pushed_at: Option<DateTime<Utc>>,
 }
 
-/// A sync started from the console: running, or how the last one ended.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct SyncRun {
-    pub running: bool,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Documents dealt with so far, of `total`.
-    pub done: usize,
-    pub total: usize,
-    /// The document being pushed.
-    pub current: Option<String>,
-    /// What the finished run did ("2 added, 0 replaced, 5 unchanged, 0 removed").
-    pub result: Option<String>,
-    /// Why the finished run stopped; what it did before is kept and the next run resumes.
-    pub error: Option<String>,
-}
-
 /// The sync status the knowledge page and `GET /api/knowledge/sync` show.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SyncStatus {
     pub configured: bool,
     pub workspace: Option<String>,
+    /// Whether prospects' questions go to the workspace now (it holds what the store holds).
+    pub answering: bool,
+    /// Why they do not, when they do not.
+    pub reason: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    /// Documents Closer did not put in the workspace that syncs took out, newest first.
+    pub foreign_removed: Vec<ForeignDocument>,
     pub documents: Vec<DocumentSyncRow>,
     pub in_sync: usize,
     /// Documents the next sync would push or take out.
@@ -97,49 +77,28 @@ pub struct SyncStatus {
     pub run: SyncRun,
 }
 
-/// The console's sync runs: one at a time, the last one's progress and result.
-#[derive(Debug, Default)]
-pub struct SyncRuns {
-    run: Mutex<SyncRun>,
-}
-
-impl SyncRuns {
-    pub fn new() -> Arc<SyncRuns> {
-        Arc::new(SyncRuns::default())
-    }
-
-    pub fn current(&self) -> SyncRun {
-        self.with(|run| run.clone())
-    }
-
-    fn with<T>(&self, change: impl FnOnce(&mut SyncRun) -> T) -> T {
-        // A poisoned lock only means a panic mid-update of plain data.
-        let mut run = match self.run.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        change(&mut run)
-    }
-}
-
 /// Compares what was pushed with what is stored.
 ///
 /// # Errors
 /// The store failing.
 pub async fn status(state: &WebState) -> Result<SyncStatus, StoreError> {
-    let run = state.sync_runs.current();
-    let Some(target) = &state.config.anythingllm else {
+    let Some(sync) = state.engine.workspace_sync() else {
         return Ok(SyncStatus {
             configured: false,
             workspace: None,
+            answering: false,
+            reason: None,
+            last_synced_at: None,
+            foreign_removed: Vec::new(),
             documents: Vec::new(),
             in_sync: 0,
             out_of_sync: 0,
-            run,
+            run: SyncRun::default(),
         });
     };
+    let health = sync.health();
     let store = state.engine.store();
-    let workspace = target.client.workspace_slug().to_owned();
+    let workspace = health.workspace.clone();
     let mut pushed: BTreeMap<String, String> = store
         .pushed_documents(&workspace)
         .await?
@@ -190,10 +149,14 @@ pub async fn status(state: &WebState) -> Result<SyncStatus, StoreError> {
     Ok(SyncStatus {
         configured: true,
         workspace: Some(workspace),
+        answering: health.answering,
+        reason: health.reason,
+        last_synced_at: health.last_synced_at,
+        foreign_removed: health.foreign_removed,
         documents,
         in_sync,
         out_of_sync,
-        run,
+        run: health.run,
     })
 }
 
@@ -201,7 +164,6 @@ pub async fn status(state: &WebState) -> Result<SyncStatus, StoreError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStarted {
     NotConfigured,
-    AlreadyRunning,
 }
 
 impl NotStarted {
@@ -210,77 +172,20 @@ impl NotStarted {
             NotStarted::NotConfigured => {
                 "AnythingLLM is not configured: add an [anythingllm] section to the configuration"
             }
-            NotStarted::AlreadyRunning => "a sync is already running",
         }
     }
 }
 
-/// Starts a sync in the background; its progress and result are in [`SyncRuns::current`].
+/// Asks for a sync now, run in the background after the one under way, if any; its progress
+/// and result are in [`status`].
 ///
 /// # Errors
-/// [`NotStarted`] when AnythingLLM is not configured or a sync is running.
+/// [`NotStarted`] when AnythingLLM is not configured.
 pub fn start(state: &WebState) -> Result<(), NotStarted> {
-    let target = state
-        .config
-        .anythingllm
-        .clone()
+    let sync = state
+        .engine
+        .workspace_sync()
         .ok_or(NotStarted::NotConfigured)?;
-    let runs = Arc::clone(&state.sync_runs);
-    let started = runs.with(|run| {
-        if run.running {
-            return false;
-        }
-        *run = SyncRun {
-            running: true,
-            started_at: Some(Utc::now()),
-            ..SyncRun::default()
-        };
-        true
-    });
-    if !started {
-        return Err(NotStarted::AlreadyRunning);
-    }
-    let engine = state.engine.clone();
-    tokio::spawn(async move {
-        let progress = |done: usize, total: usize, source: &str| {
-            runs.with(|run| {
-                run.done = done;
-                run.total = total;
-                run.current = (!source.is_empty()).then(|| source.to_owned());
-            });
-        };
-        let outcome = sync_workspace(
-            engine.store(),
-            &target.client,
-            engine.dialog_config(),
-            progress,
-        )
-        .await;
-        runs.with(|run| {
-            run.running = false;
-            run.finished_at = Some(Utc::now());
-            run.current = None;
-            match outcome {
-                Ok(report) => {
-                    run.result = Some(format!(
-                        "{} added, {} replaced, {} unchanged, {} removed{}",
-                        report.added.len(),
-                        report.replaced.len(),
-                        report.unchanged.len(),
-                        report.removed.len(),
-                        if report.persona_updated {
-                            "; system prompt and refusal text set from the playbook"
-                        } else {
-                            ""
-                        }
-                    ));
-                }
-                Err(failure) => {
-                    tracing::warn!(error = %failure, "the AnythingLLM sync from the console failed");
-                    run.error = Some(failure.to_string());
-                }
-            }
-        });
-    });
+    sync.request_sync();
     Ok(())
 }

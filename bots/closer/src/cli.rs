@@ -119,13 +119,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             telemetry::init(&config.log, interactive_level);
             let store = database::open_store(&config).await?;
             let engine = build_engine(&config, store).await?;
+            if let Some(sync) = engine.workspace_sync() {
+                // AnythingLLM answers once the workspace is known to hold the public documents.
+                tokio::spawn(sync.clone().run(std::future::pending()));
+            }
             chat::run(&engine).await
         }
         Command::Kb { command } => {
             telemetry::init(&config.log, interactive_level);
             let store = database::open_store(&config).await?;
             match command {
-                KbCommand::Import { dir } => kb::import(&config, &store, &dir, true).await,
+                KbCommand::Import { dir } => kb::import_and_sync(&config, &store, &dir).await,
                 KbCommand::Sync => kb::sync(&config, &store).await,
                 KbCommand::Search {
                     query,
@@ -177,16 +181,25 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let store = database::open_store(config).await?;
     let mut targets = config.handoff_targets()?;
     // Installed before anything records, so that no early sample is lost.
-    let metrics = closer_web::metrics::router();
+    let metrics = closer_web::metrics::router(config.metrics_token()?);
     let engine = build_engine(config, store.clone()).await?;
-    let mut app = server::Application::build(&config.server.listen, engine.clone())
-        .await?
-        .with_routes(metrics);
+    let mut app = server::Application::build(&config.server.listen, engine.clone()).await?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
     let mut channels = tokio::task::JoinSet::new();
+    let metrics_at = match &config.metrics.listen {
+        Some(listen) => {
+            let metrics = server::MetricsServer::build(listen, metrics).await?;
+            channels.spawn(metrics.run_until_stopped(stopped(stopping.clone())));
+            format!("{listen}/metrics")
+        }
+        None => {
+            app = app.with_routes(metrics);
+            format!("{}/metrics", config.server.listen)
+        }
+    };
     let telegram = config.telegram()?;
     let discord = config.discord()?;
     let slack = config.slack()?;
@@ -262,14 +275,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
             channel_names.push("slack".to_owned());
         }
         let target_names = targets.keys().cloned().collect();
-        let mut web_config = web.to_web_config(channel_names, target_names);
-        if let Some(mut setup) = config.anythingllm()? {
-            // "Sync now" on the knowledge page runs `closer kb sync`, with its timeout.
-            setup.settings.request_timeout = setup.sync_timeout;
-            let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)
-                .context("while setting up the AnythingLLM client")?;
-            web_config.anythingllm = Some(closer_web::sync::SyncTarget { client });
-        }
+        let web_config = web.to_web_config(channel_names, target_names);
         app = app.with_routes(closer_web::router(engine.clone(), web_config));
         if web.console {
             eprintln!("Console: /console (accounts: `closer admin create EMAIL`).");
@@ -277,6 +283,16 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         if web.chat {
             eprintln!("Website chat: <script src=\"…/chat/widget.js\" defer></script>.");
         }
+    }
+    if let Some(sync) = engine.workspace_sync() {
+        // The workspace is synced at start, after every change in the console, and checked on
+        // a schedule; prospects get AnythingLLM's answers only while it is in sync.
+        let sync = sync.clone();
+        let shutdown = stopped(stopping.clone());
+        channels.spawn(async move {
+            sync.run(shutdown).await;
+            Ok(())
+        });
     }
     if !targets.is_empty() {
         let names: Vec<&str> = targets.keys().map(String::as_str).collect();
@@ -294,7 +310,7 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         });
     }
     eprintln!(
-        "Closer is serving on {} (health: /healthz, readiness: /readyz, metrics: /metrics).",
+        "Closer is serving on {} (health: /healthz, readiness: /readyz; metrics: {metrics_at}).",
         config.server.listen
     );
     tracing::info!(port = app.port(), "closer is serving");
@@ -347,7 +363,20 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
                 deadline_ms = setup.policy.deadline.as_millis() as u64,
                 "product questions are answered by AnythingLLM"
             );
-            engine.with_answer_source(std::sync::Arc::new(client), setup.policy)
+            // The sync's own client has the sync's longer timeout (embedding takes a while).
+            let mut sync_settings = setup.settings.clone();
+            sync_settings.request_timeout = setup.sync_timeout;
+            let sync_client = closer_knowledge::anythingllm::AnythingLlm::new(&sync_settings)
+                .context("while setting up the AnythingLLM client")?;
+            let sync = closer_engine::kb_sync::WorkspaceSync::new(
+                engine.store().clone(),
+                sync_client,
+                engine.dialog_config().clone(),
+                setup.check_every,
+            );
+            engine
+                .with_answer_source(std::sync::Arc::new(client), setup.policy)
+                .with_workspace_sync(sync)
         }
         None => engine,
     })

@@ -27,6 +27,7 @@ pub const BUILT_IN_PLAYBOOK: &str = include_str!("../../../config/playbook.toml"
 pub struct Config {
     pub database: DatabaseConfig,
     pub server: ServerConfig,
+    pub metrics: MetricsSection,
     pub knowledge: KnowledgeConfig,
     pub assistant: AssistantConfig,
     pub handoff: HandoffConfig,
@@ -79,6 +80,19 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
         }
     }
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics`, and whether it must show a token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// An address of its own for `/metrics` (one only the monitoring network reaches); unset,
+    /// `/metrics` is served on `server.listen` beside the rest.
+    pub listen: Option<String>,
+    /// The bearer token a scrape must send (`Authorization: Bearer …`); `/metrics` is open
+    /// when neither this nor `token_file` is set.
+    pub token: Option<SecretString>,
+    pub token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,6 +326,10 @@ pub struct AnythingLlmSection {
     pub breaker_cool_down_secs: u64,
     /// A bound on each request of `closer kb sync` (embedding a document takes a while).
     pub sync_timeout_secs: u64,
+    /// How often `closer serve` checks that the workspace holds exactly the public documents
+    /// when nothing changed in the console (documents added in AnythingLLM's own UI, a `closer
+    /// kb import` run elsewhere); every change made in the console is synced at once.
+    pub check_interval_secs: u64,
     /// Show answers as they are written, on channels that edit messages (Telegram): the
     /// deadline then bounds the wait for the first words, `stream_limit_secs` the whole answer.
     pub stream: bool,
@@ -330,6 +348,7 @@ impl Default for AnythingLlmSection {
             breaker_failures: policy.breaker_failures,
             breaker_cool_down_secs: policy.breaker_cool_down.as_secs(),
             sync_timeout_secs: 120,
+            check_interval_secs: 60,
             stream: policy.stream,
             stream_limit_secs: policy.stream_limit.as_secs(),
         }
@@ -396,6 +415,13 @@ pub struct SlackSection {
     /// What the team hears when the knowledge base has no answer.
     pub not_found_ru: String,
     pub not_found_en: String,
+    /// The workspace (`T…`) whose members may use the copilot; unset: the bot token's own.
+    pub team_id: Option<String>,
+    /// Let the workspace's guests ask questions and run commands (people of other
+    /// organisations in shared channels never can).
+    pub allow_guests: bool,
+    /// How long what `users.info` said about a person is trusted, in seconds.
+    pub member_cache_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -452,6 +478,9 @@ impl Default for SlackSection {
             per_channel_per_second: 1.0,
             not_found_ru: not_found.ru,
             not_found_en: not_found.en,
+            team_id: None,
+            allow_guests: closer_slack::Membership::default().allow_guests,
+            member_cache_secs: closer_slack::Membership::default().cache_for.as_secs(),
         }
     }
 }
@@ -463,6 +492,8 @@ pub struct AnythingLlmSetup {
     pub settings: closer_knowledge::anythingllm::AnythingLlmSettings,
     pub policy: closer_engine::AnswerPolicy,
     pub sync_timeout: std::time::Duration,
+    /// How often the running server checks the workspace ([`AnythingLlmSection::check_interval_secs`]).
+    pub check_every: std::time::Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -499,7 +530,8 @@ pub struct WebSection {
     pub console: bool,
     /// The website chat: /chat/widget.js and its endpoints.
     pub chat: bool,
-    /// Mark the session cookie Secure: set when people reach Closer over HTTPS.
+    /// Mark the console's cookies Secure always; without it, they are Secure when a proxy says
+    /// the request came over HTTPS (`X-Forwarded-Proto: https`).
     pub secure_cookies: bool,
     pub session_hours: i64,
     pub chat_max_message_chars: usize,
@@ -546,8 +578,6 @@ impl WebSection {
             login_attempts_overall_per_minute: self.login_attempts_overall_per_minute.max(1),
             channels,
             targets,
-            // Set by `closer serve` from `[anythingllm]`.
-            anythingllm: None,
         }
     }
 }
@@ -698,6 +728,14 @@ impl Config {
             not_found: closer_slack::NotFound {
                 ru: section.not_found_ru.clone(),
                 en: section.not_found_en.clone(),
+            },
+            membership: closer_slack::Membership {
+                team_id: section
+                    .team_id
+                    .clone()
+                    .filter(|team| !team.trim().is_empty()),
+                allow_guests: section.allow_guests,
+                cache_for: std::time::Duration::from_secs(section.member_cache_secs),
             },
         }))
     }
@@ -977,6 +1015,7 @@ impl Config {
                 stream_limit,
             },
             sync_timeout: std::time::Duration::from_secs(section.sync_timeout_secs.max(1)),
+            check_every: std::time::Duration::from_secs(section.check_interval_secs.max(1)),
         }))
     }
 
@@ -1027,6 +1066,24 @@ impl Config {
                 global_per_second: section.global_per_second,
             },
         }))
+    }
+
+    /// The token `/metrics` asks for, when one is configured.
+    ///
+    /// # Errors
+    /// `metrics.token_file` cannot be read, or the token is empty.
+    pub fn metrics_token(&self) -> anyhow::Result<Option<SecretString>> {
+        let token = self.secret(
+            self.metrics.token.as_ref(),
+            self.metrics.token_file.as_deref(),
+        )?;
+        if token
+            .as_ref()
+            .is_some_and(|token| token.expose_secret().is_empty())
+        {
+            bail!("metrics.token_file is empty: put the token /metrics asks for in it");
+        }
+        Ok(token)
     }
 
     /// A secret given inline or as a file (read and trimmed); `None` when neither is set.
@@ -1128,6 +1185,45 @@ mod tests {
             assert_eq!(config.server.listen, "127.0.0.1:2");
             Ok(())
         });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's test jail returns its own large error type.
+    fn the_metrics_token_comes_from_the_environment_or_a_file_and_never_prints() {
+        let open = load_text("").unwrap();
+        assert!(open.metrics_token().unwrap().is_none());
+        assert!(open.metrics.listen.is_none());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "closer.toml",
+                "[metrics]\nlisten = \"127.0.0.1:9090\"\ntoken_file = \"metrics-token\"\n",
+            )?;
+            jail.create_file("metrics-token", "from-the-file\n")?;
+            let config = Config::load(Some(Path::new("closer.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.metrics.listen.as_deref(), Some("127.0.0.1:9090"));
+            let token = config.metrics_token().map_err(|e| e.to_string())?;
+            assert_eq!(
+                token.as_ref().map(ExposeSecret::expose_secret),
+                Some("from-the-file")
+            );
+            jail.set_env("CLOSER__METRICS__TOKEN", "from-the-environment");
+            let config = Config::load(Some(Path::new("closer.toml"))).map_err(|e| e.to_string())?;
+            let token = config.metrics_token().map_err(|e| e.to_string())?;
+            assert_eq!(
+                token.as_ref().map(ExposeSecret::expose_secret),
+                Some("from-the-environment")
+            );
+            assert!(!format!("{config:?}").contains("from-the-environment"));
+            jail.create_file("metrics-token", "  \n")?;
+            jail.set_env("CLOSER__METRICS__TOKEN", "");
+            let config = Config::load(Some(Path::new("closer.toml"))).map_err(|e| e.to_string())?;
+            assert!(config.metrics_token().is_err(), "an empty token file");
+            Ok(())
+        });
+        let error = load_text("[metrics]\npath = \"/m\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("path"), "{error}");
     }
 
     #[test]

@@ -32,6 +32,26 @@ pub async fn import(
     .with_context(|| format!("while reading the knowledge base in {}", dir.display()))?;
     bar.finish_and_clear();
 
+    // A document whose audience cannot be read is neither left out (its stored version would
+    // be removed) nor imported as public: the import stops and names every such file.
+    if !scanned.invalid.is_empty() {
+        let files: Vec<String> = scanned
+            .invalid
+            .iter()
+            .map(|file| format!("  {}: {}", file.path.display(), file.reason))
+            .collect();
+        anyhow::bail!(
+            "nothing was imported from {}: fix {} first:\n{}",
+            dir.display(),
+            if files.len() == 1 {
+                "this file"
+            } else {
+                "these files"
+            },
+            files.join("\n")
+        );
+    }
+
     // Building the index before storing proves every document can be indexed.
     Retriever::build(&scanned.documents, &Default::default())
         .with_context(|| format!("while indexing the knowledge base in {}", dir.display()))?;
@@ -64,6 +84,23 @@ pub async fn import(
     // The passages are embedded now, with progress, rather than at the next start.
     if interactive {
         index(config, store, scanned.documents, true).await?;
+    }
+    Ok(())
+}
+
+/// `closer kb import`: [`import`]s `dir`, then, when `[anythingllm]` is configured, syncs the
+/// workspace so that it holds the imported public documents and nothing else (a document made
+/// internal leaves it now, not at the next `closer kb sync`).
+///
+/// # Errors
+/// As [`import`]; the sync failing (the import is kept, and a running `closer serve` retries
+/// the sync at its next check).
+pub async fn import_and_sync(config: &Config, store: &Store, dir: &Path) -> anyhow::Result<()> {
+    import(config, store, dir, true).await?;
+    if config.anythingllm.is_some() {
+        sync(config, store).await.context(
+            "the knowledge base was imported, but the AnythingLLM workspace was not synced (a running `closer serve` retries at its next check; `closer kb sync` does it now)",
+        )?;
     }
     Ok(())
 }
@@ -122,27 +159,18 @@ pub async fn sync(config: &Config, store: &Store) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let report = report?;
     println!(
-        "Synced to the AnythingLLM workspace {:?}: {} added, {} replaced, {} unchanged, {} removed{}{}.",
+        "Synced to the AnythingLLM workspace {:?}: {}.",
         client.workspace_slug(),
-        report.added.len(),
-        report.replaced.len(),
-        report.unchanged.len(),
-        report.removed.len(),
-        if report.strays_removed > 0 {
-            format!(", {} left over by an interrupted sync removed", report.strays_removed)
-        } else {
-            String::new()
-        },
-        if report.persona_updated {
-            "; system prompt and refusal text set from the playbook"
-        } else {
-            ""
-        },
+        report.summary(),
     );
     for (label, sources) in [
         ("added", &report.added),
         ("replaced", &report.replaced),
         ("removed", &report.removed),
+        (
+            "taken out, not put there by Closer",
+            &report.foreign_removed,
+        ),
     ] {
         for source in sources {
             println!("  {label}: {source}");

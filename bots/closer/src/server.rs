@@ -1,5 +1,6 @@
 //! The long-running process: the HTTP server (health, readiness, channels' webhooks) around
-//! the engine, started on an already bound listener so that tests can run many on port 0.
+//! the engine, and `/metrics` on a listener of its own when configured, each started on an
+//! already bound listener so that tests can run many on port 0.
 
 use std::future::Future;
 
@@ -69,6 +70,55 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await
             .context("while serving HTTP")
+    }
+}
+
+/// `/metrics` on a listener of its own (`[metrics] listen`): an address only the monitoring
+/// network reaches, so that the main server (webhooks, the console) need not expose it.
+pub struct MetricsServer {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl MetricsServer {
+    /// Binds `listen` for `metrics` (`closer_web::metrics::router`).
+    ///
+    /// # Errors
+    /// The address cannot be bound.
+    pub async fn build(listen: &str, metrics: Router) -> anyhow::Result<MetricsServer> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("while binding metrics.listen {listen}"))?;
+        Ok(MetricsServer::with_listener(listener, metrics))
+    }
+
+    pub fn with_listener(listener: TcpListener, metrics: Router) -> MetricsServer {
+        MetricsServer {
+            listener,
+            router: metrics,
+        }
+    }
+
+    /// The bound port (useful when built on port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|address| address.port())
+            .unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` completes.
+    ///
+    /// # Errors
+    /// The server fails.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("while serving /metrics")
     }
 }
 

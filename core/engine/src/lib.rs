@@ -18,7 +18,9 @@
 //!   embeddings cached in the store by content hash and model.
 //! - [`poison`]: one update handled under a guard, so a panic or a repeating failure is
 //!   dead-lettered instead of stopping or blocking the channel.
-//! - [`kb_sync`]: `closer kb sync`, the stored knowledge base pushed to an AnythingLLM workspace.
+//! - [`kb_sync`]: the stored knowledge base pushed to an AnythingLLM workspace (`closer kb sync`)
+//!   and kept there while Closer runs; a workspace not known to hold exactly the public
+//!   documents never answers a prospect.
 //! - [`team_questions`]: the sales team's questions, answered from every document without the
 //!   sales dialog.
 
@@ -85,6 +87,9 @@ pub struct Engine {
     task_targets: Arc<[String]>,
     /// A remote answer source (AnythingLLM) for product questions, when configured.
     remote_answers: Option<Arc<RemoteAnswers>>,
+    /// The sync keeping the remote source's workspace to the store's public documents: the
+    /// source is asked only while the workspace is known to hold them.
+    workspace_sync: Option<Arc<kb_sync::WorkspaceSync>>,
     /// Where the adapters report their connections' state, for the console's health page.
     health: closer_model::Health,
 }
@@ -109,6 +114,7 @@ impl Engine {
             routes: routes.into(),
             task_targets: task_targets.into(),
             remote_answers: None,
+            workspace_sync: None,
             health: closer_model::Health::new(),
         }
     }
@@ -136,6 +142,19 @@ impl Engine {
     /// The remote answer source, when one is configured.
     pub fn remote_answers(&self) -> Option<&Arc<RemoteAnswers>> {
         self.remote_answers.as_ref()
+    }
+
+    /// Asks the remote answer source only while `sync` says its workspace holds exactly the
+    /// store's public documents; the caller runs [`kb_sync::WorkspaceSync::run`].
+    #[must_use]
+    pub fn with_workspace_sync(mut self, sync: Arc<kb_sync::WorkspaceSync>) -> Engine {
+        self.workspace_sync = Some(sync);
+        self
+    }
+
+    /// The sync of the remote source's workspace, when one is configured.
+    pub fn workspace_sync(&self) -> Option<&Arc<kb_sync::WorkspaceSync>> {
+        self.workspace_sync.as_ref()
     }
 
     /// The registry every adapter reports its connection's state to.
@@ -356,6 +375,21 @@ impl Engine {
             None => DialogState::default(),
         };
         if !uses_knowledge(&self.dialog, &state, inbound) {
+            return Ok((None, None));
+        }
+        // A workspace that may hold an internal or stale document (a change not synced yet, a
+        // failed sync, a document someone else added) is not asked: the built-in retriever,
+        // which reads only public documents, answers.
+        if self
+            .workspace_sync
+            .as_ref()
+            .is_some_and(|sync| !sync.may_answer())
+        {
+            metrics::counter!("closer_anythingllm_answers_total", "outcome" => "not_in_sync")
+                .increment(1);
+            tracing::debug!(
+                "the AnythingLLM workspace is not in sync: the built-in retriever answers"
+            );
             return Ok((None, None));
         }
         let lang = Lang::detect(text).unwrap_or(state.lang());

@@ -56,7 +56,7 @@ impl AmoCrm {
     fn created(&self, id: u64) -> Created {
         Created {
             id: id.to_string(),
-            url: Some(format!("{}/leads/detail/{id}", self.url)),
+            url: crate::web_link(&self.name, &format!("{}/leads/detail/{id}", self.url)),
         }
     }
 

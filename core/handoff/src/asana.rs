@@ -72,13 +72,13 @@ impl Asana {
         format!("closer-{}", handoff.key)
     }
 
-    fn created(task: &Value) -> Option<Created> {
+    fn created(&self, task: &Value) -> Option<Created> {
         Some(Created {
             id: task.get("gid")?.as_str()?.to_owned(),
             url: task
                 .get("permalink_url")
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .and_then(|url| crate::web_link(&self.name, url)),
         })
     }
 
@@ -110,7 +110,8 @@ impl Target for Asana {
                     .json(&json!({ "data": task })),
             )
             .await?;
-        let created = Self::created(&task)
+        let created = self
+            .created(&task)
             .ok_or_else(|| Failure::transient(format!("{}: the task has no gid", self.name)))?;
         if !handoff.transcript.is_empty() {
             let story = json!({ "data": { "text": item::transcript(&handoff.transcript) } });
@@ -145,7 +146,7 @@ impl Target for Asana {
             let task: Value = serde_json::from_str(&body).map_err(|error| {
                 Failure::transient(format!("{}: an unreadable answer: {error}", self.name))
             })?;
-            return Ok(task.get("data").and_then(Self::created));
+            return Ok(task.get("data").and_then(|found| self.created(found)));
         }
         let since = Self::since(handoff).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let mut offset: Option<String> = None;
@@ -178,7 +179,7 @@ impl Target for Asana {
                         .is_some_and(|notes| notes.contains(&marker))
                 });
             if let Some(task) = found {
-                return Ok(Self::created(task));
+                return Ok(self.created(task));
             }
             offset = page
                 .get("next_page")

@@ -98,7 +98,10 @@ impl Bitrix24 {
 
     fn created(&self, id: String) -> Created {
         Created {
-            url: Some(format!("{}/crm/lead/details/{id}/", self.web_url)),
+            url: crate::web_link(
+                &self.name,
+                &format!("{}/crm/lead/details/{id}/", self.web_url),
+            ),
             id,
         }
     }
@@ -168,10 +171,13 @@ impl Bitrix24 {
 
     fn created_task(&self, id: String) -> Created {
         Created {
-            url: Some(format!(
-                "{}/company/personal/user/{}/tasks/task/view/{id}/",
-                self.web_url, self.user_id
-            )),
+            url: crate::web_link(
+                &self.name,
+                &format!(
+                    "{}/company/personal/user/{}/tasks/task/view/{id}/",
+                    self.web_url, self.user_id
+                ),
+            ),
             id,
         }
     }

@@ -131,7 +131,7 @@ impl HubSpot {
                 .config
                 .web_url
                 .as_ref()
-                .map(|web| format!("{web}/record/0-3/{id}")),
+                .and_then(|web| crate::web_link(&self.name, &format!("{web}/record/0-3/{id}"))),
             id,
         }
     }

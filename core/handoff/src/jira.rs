@@ -123,7 +123,7 @@ impl Jira {
 
     fn created(&self, key: String) -> Created {
         Created {
-            url: Some(format!("{}/browse/{key}", self.config.url)),
+            url: crate::web_link(&self.name, &format!("{}/browse/{key}", self.config.url)),
             id: key,
         }
     }

@@ -39,7 +39,7 @@ pub mod yandex_tracker;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use closer_model::{Contact, Task};
+use closer_model::{Contact, Task, WebLink};
 pub use closer_store::Subject;
 use closer_store::TranscriptLine;
 use sha2::{Digest, Sha256};
@@ -95,7 +95,22 @@ impl Handoff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
     pub id: String,
-    pub url: Option<String>,
+    /// Where the sales team opens it: only ever an http(s) link ([`web_link`]).
+    pub url: Option<WebLink>,
+}
+
+/// The link a target gave (or Closer made from its configured web address) for what it
+/// created, kept only when it is an http(s) URL: the console and Slack show it as a link, so a
+/// `javascript:` URL in a receiver's answer must never reach them. Anything else is logged
+/// and left out; the hand-off still counts as delivered.
+pub fn web_link(target: &str, text: &str) -> Option<WebLink> {
+    match WebLink::parse(text) {
+        Ok(link) => Some(link),
+        Err(error) => {
+            tracing::warn!(target_name = %target, %error, "the link to the created item is not shown");
+            None
+        }
+    }
 }
 
 /// Why a delivery did not succeed.

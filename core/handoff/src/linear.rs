@@ -70,10 +70,13 @@ impl Linear {
             .ok_or_else(|| Failure::transient(format!("{}: an answer without data", self.name)))
     }
 
-    fn created(issue: &Value) -> Option<Created> {
+    fn created(&self, issue: &Value) -> Option<Created> {
         Some(Created {
             id: issue.get("identifier")?.as_str()?.to_owned(),
-            url: issue.get("url").and_then(Value::as_str).map(str::to_owned),
+            url: issue
+                .get("url")
+                .and_then(Value::as_str)
+                .and_then(|url| crate::web_link(&self.name, url)),
         })
     }
 }
@@ -100,7 +103,7 @@ impl Target for Linear {
             }
             Err(failure) => return Err(failure),
         };
-        let created = Self::created(&data["issueCreate"]["issue"]).ok_or_else(|| {
+        let created = self.created(&data["issueCreate"]["issue"]).ok_or_else(|| {
             Failure::transient(format!("{}: issueCreate answered no issue", self.name))
         })?;
         if !handoff.transcript.is_empty() {
@@ -126,7 +129,7 @@ impl Target for Linear {
             )
             .await;
         match found {
-            Ok(data) => Ok(Self::created(&data["issue"])),
+            Ok(data) => Ok(self.created(&data["issue"])),
             // Linear answers a missing entity with an error, not a null.
             Err(Failure::Permanent { reason }) if reason.contains("not found") => Ok(None),
             Err(failure) => Err(failure),

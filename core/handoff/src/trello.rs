@@ -56,14 +56,14 @@ impl Trello {
         })
     }
 
-    fn created(card: &Value) -> Option<Created> {
+    fn created(&self, card: &Value) -> Option<Created> {
         Some(Created {
             id: card.get("id")?.as_str()?.to_owned(),
             url: card
                 .get("shortUrl")
                 .or_else(|| card.get("url"))
                 .and_then(Value::as_str)
-                .map(str::to_owned),
+                .and_then(|url| crate::web_link(&self.name, url)),
         })
     }
 
@@ -83,7 +83,8 @@ impl Target for Trello {
                     .json(&json!({ "idList": self.config.list_id, "name": item.title, "desc": description, "pos": "bottom" })),
             )
             .await?;
-        let created = Self::created(&card)
+        let created = self
+            .created(&card)
             .ok_or_else(|| Failure::transient(format!("{}: the card has no id", self.name)))?;
         if !handoff.transcript.is_empty() {
             let request = self
@@ -111,6 +112,6 @@ impl Target for Trello {
         Ok(found
             .get("cards")
             .and_then(|cards| cards.get(0))
-            .and_then(Self::created))
+            .and_then(|found| self.created(found)))
     }
 }

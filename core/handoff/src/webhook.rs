@@ -55,6 +55,26 @@ impl Webhook {
     }
 }
 
+impl Webhook {
+    /// What the receiver's answer says it created: its id (else the event's), and its link
+    /// when that is an http(s) URL. An answer that is not such JSON is a plain success.
+    fn created(&self, body: &str, event_id: String) -> Created {
+        let receipt: Receipt = serde_json::from_str(body).unwrap_or_default();
+        let id = match receipt.id {
+            Some(serde_json::Value::String(text)) => text,
+            Some(other) if !other.is_null() => other.to_string(),
+            _ => event_id,
+        };
+        Created {
+            id,
+            url: receipt
+                .url
+                .as_deref()
+                .and_then(|url| crate::web_link(&self.name, url)),
+        }
+    }
+}
+
 /// The HMAC key a Standard Webhooks secret stands for.
 ///
 /// # Errors
@@ -142,16 +162,7 @@ impl Target for Webhook {
             )));
         }
         let (_, body) = http::read(&self.name, response).await?;
-        let receipt: Receipt = serde_json::from_str(&body).unwrap_or_default();
-        let external = match receipt.id {
-            Some(serde_json::Value::String(text)) => text,
-            Some(other) if !other.is_null() => other.to_string(),
-            _ => id,
-        };
-        Ok(Created {
-            id: external,
-            url: receipt.url,
-        })
+        Ok(self.created(&body, id))
     }
 
     /// A receiver dedupes on `webhook-id`, so a repeated delivery is the lookup.
@@ -173,6 +184,41 @@ mod tests {
             signature(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
+    }
+
+    #[test]
+    fn only_an_http_link_from_the_receiver_is_kept() {
+        let webhook = Webhook::new(
+            "crm",
+            WebhookConfig {
+                url: "http://127.0.0.1:9/".to_owned(),
+                secret: "plain".to_owned().into(),
+                timeout: Duration::from_secs(1),
+            },
+        )
+        .unwrap();
+        let created = |body: &str| webhook.created(body, "evt_1".to_owned());
+        let kept = created(r#"{"id": 7, "url": "https://crm.example.com/leads/7"}"#);
+        assert_eq!(kept.id, "7");
+        assert_eq!(
+            kept.url.as_ref().map(|url| url.as_str()),
+            Some("https://crm.example.com/leads/7")
+        );
+        for url in [
+            "javascript:alert(document.cookie)",
+            " JAVASCRIPT:alert(1)",
+            "data:text/html;base64,PHNjcmlwdD4=",
+            "/leads/7",
+        ] {
+            let body = serde_json::json!({ "id": "L-1", "url": url }).to_string();
+            let refused = created(&body);
+            assert_eq!(
+                (refused.id.as_str(), refused.url),
+                ("L-1", None),
+                "{url}: delivered, without the link"
+            );
+        }
+        assert_eq!(created("OK").id, "evt_1", "a plain answer is a success");
     }
 
     #[test]

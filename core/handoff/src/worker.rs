@@ -13,6 +13,11 @@
 //!   and delivered in the order the leads came.
 //! - A claim is a lease: a worker that dies mid-delivery leaves a row that becomes due again
 //!   when its lease ends, and the next attempt looks the item up first.
+//! - Each row has its own lease, renewed before every call to its target, and every call is
+//!   cut off at [`CALL_DEADLINE`], well inside [`LEASE`]: however slow a batch, a row is never
+//!   due for another worker while a call for it is in flight. A row whose lease ran out before
+//!   the worker reached it, and which another worker claimed meanwhile, is left to that worker
+//!   (the renewal says so), and settling checks the lease too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,8 +31,14 @@ use crate::{Failure, Handoff, Target};
 
 /// Attempts before a hand-off is given up as failed (about three days of hourly retries).
 pub const MAX_ATTEMPTS: i32 = 72;
-/// How long a claimed hand-off is reserved for the worker that claimed it.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a claimed hand-off is reserved for the worker that claimed it, from the claim and
+/// from each renewal before a call to the target.
+pub const LEASE: Duration = Duration::from_secs(120);
+/// The longest one call to a target (a lookup, or a create with its follow-up requests) may
+/// take, whatever the target's own request timeout: a call still running when the row's lease
+/// ran out could create the item a second worker creates too. The 30 s left of the lease cover
+/// the store's round trips and clocks of different hosts running a little apart.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(90);
 /// How many hand-offs one round claims.
 const BATCH: i64 = 10;
 
@@ -51,6 +62,9 @@ pub struct Round {
     pub delivered: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// Claimed, but taken over by another worker after its lease ran out, before this one
+    /// reached it: left to that worker.
+    pub lost: usize,
 }
 
 impl Worker {
@@ -93,10 +107,20 @@ impl Worker {
             let target = handoff.entry.target.clone();
             if let Some((retry_at, reason)) = failing.get(&target) {
                 // Not attempted: the target just failed; it waits with the rest, in order.
-                self.store
-                    .mark_handoff_failed(handoff.entry.id, reason, Some(*retry_at))
-                    .await?;
-                round.retrying += 1;
+                if self
+                    .store
+                    .mark_handoff_failed(
+                        handoff.entry.id,
+                        handoff.lease_token,
+                        reason,
+                        Some(*retry_at),
+                    )
+                    .await?
+                {
+                    round.retrying += 1;
+                } else {
+                    round.lost += 1;
+                }
                 continue;
             }
             match self.deliver(handoff).await? {
@@ -107,6 +131,7 @@ impl Worker {
                     failing.insert(target, (retry_at, reason));
                 }
                 Outcome::Failed => round.failed += 1,
+                Outcome::Lost => round.lost += 1,
             }
         }
         Ok(round)
@@ -141,6 +166,51 @@ impl Worker {
         }
     }
 
+    /// Renews the row's lease, then makes one call to its target, cut off at
+    /// [`CALL_DEADLINE`]. `None` when the lease was lost (another worker claimed the row after
+    /// it ran out): then the target is not called.
+    async fn call_target<T>(
+        &self,
+        claimed: &ClaimedHandoff,
+        call: impl Future<Output = Result<T, Failure>>,
+    ) -> Result<Option<Result<T, Failure>>, StoreError> {
+        let entry = &claimed.entry;
+        if !self
+            .store
+            .renew_handoff_lease(entry.id, claimed.lease_token, (self.clock)(), LEASE)
+            .await?
+        {
+            tracing::info!(target_name = %entry.target, outbox_id = entry.id, "another worker took this hand-off over after its lease ran out; leaving it");
+            return Ok(None);
+        }
+        Ok(Some(
+            match tokio::time::timeout(CALL_DEADLINE, call).await {
+                Ok(result) => result,
+                // The item may have been created: the next attempt looks for it first.
+                Err(_) => Err(Failure::transient(format!(
+                    "{}: no answer within {} s",
+                    entry.target,
+                    CALL_DEADLINE.as_secs()
+                ))),
+            },
+        ))
+    }
+
+    /// Records the outcome, if this worker still holds the row; [`Outcome::Lost`] otherwise.
+    async fn settle(
+        &self,
+        claimed: &ClaimedHandoff,
+        reason: &str,
+        retry_at: Option<DateTime<Utc>>,
+        outcome: Outcome,
+    ) -> Result<Outcome, StoreError> {
+        let settled = self
+            .store
+            .mark_handoff_failed(claimed.entry.id, claimed.lease_token, reason, retry_at)
+            .await?;
+        Ok(if settled { outcome } else { Outcome::Lost })
+    }
+
     async fn deliver(&self, claimed: ClaimedHandoff) -> Result<Outcome, StoreError> {
         let entry = &claimed.entry;
         let Some(target) = self.targets.get(&entry.target) else {
@@ -148,10 +218,7 @@ impl Worker {
                 "no hand-off target named {:?} is configured (handoff.targets)",
                 entry.target
             );
-            self.store
-                .mark_handoff_failed(entry.id, &reason, None)
-                .await?;
-            return Ok(Outcome::Failed);
+            return self.settle(&claimed, &reason, None, Outcome::Failed).await;
         };
         let conversation_id = claimed.subject.conversation_id();
         let transcript = match conversation_id {
@@ -168,22 +235,42 @@ impl Worker {
             transcript,
             attempt: entry.attempts,
         };
-        let result = if entry.attempts > 1 {
-            match target.find(&handoff).await {
-                Ok(Some(created)) => Ok(created),
-                Ok(None) => target.create(&handoff).await,
-                Err(failure) => Err(failure),
+        let found = if entry.attempts > 1 {
+            match self.call_target(&claimed, target.find(&handoff)).await? {
+                None => return Ok(Outcome::Lost),
+                Some(found) => found,
             }
         } else {
-            target.create(&handoff).await
+            Ok(None)
+        };
+        let result = match found {
+            Ok(Some(created)) => Ok(created),
+            Ok(None) => match self.call_target(&claimed, target.create(&handoff)).await? {
+                None => return Ok(Outcome::Lost),
+                Some(created) => created,
+            },
+            Err(failure) => Err(failure),
         };
         match result {
             Ok(created) => {
+                let delivered = self
+                    .store
+                    .mark_handoff_delivered(
+                        entry.id,
+                        claimed.lease_token,
+                        Some(&created.id),
+                        created.url.as_ref(),
+                    )
+                    .await?;
+                if !delivered {
+                    // Only a call that outlived the lease gets here (the host stalled, or its
+                    // clock runs far behind another worker's): the item is made, and the
+                    // worker holding the row now finds it.
+                    tracing::warn!(target_name = %entry.target, outbox_id = entry.id, id = %created.id, "handed off, but another worker holds this hand-off now");
+                    return Ok(Outcome::Lost);
+                }
                 tracing::info!(target_name = %entry.target, outbox_id = entry.id, id = %created.id, "handed off");
                 metrics::counter!("closer_handoffs_total", "outcome" => "delivered").increment(1);
-                self.store
-                    .mark_handoff_delivered(entry.id, Some(&created.id), created.url.as_deref())
-                    .await?;
                 Ok(Outcome::Delivered)
             }
             Err(Failure::Transient {
@@ -195,10 +282,12 @@ impl Worker {
                     + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1));
                 tracing::warn!(target_name = %entry.target, attempts = entry.attempts, %reason, %retry_at, "hand-off failed; will retry");
                 metrics::counter!("closer_handoffs_total", "outcome" => "retrying").increment(1);
-                self.store
-                    .mark_handoff_failed(entry.id, &reason, Some(retry_at))
-                    .await?;
-                Ok(Outcome::Retrying { retry_at, reason })
+                let retrying = Outcome::Retrying {
+                    retry_at,
+                    reason: reason.clone(),
+                };
+                self.settle(&claimed, &reason, Some(retry_at), retrying)
+                    .await
             }
             Err(failure) => {
                 let reason = match failure {
@@ -209,10 +298,7 @@ impl Worker {
                 };
                 tracing::error!(target_name = %entry.target, outbox_id = entry.id, %reason, "hand-off failed");
                 metrics::counter!("closer_handoffs_total", "outcome" => "failed").increment(1);
-                self.store
-                    .mark_handoff_failed(entry.id, &reason, None)
-                    .await?;
-                Ok(Outcome::Failed)
+                self.settle(&claimed, &reason, None, Outcome::Failed).await
             }
         }
     }
@@ -225,6 +311,8 @@ enum Outcome {
         reason: String,
     },
     Failed,
+    /// Another worker holds the row now.
+    Lost,
 }
 
 /// 5 s, 30 s, 2 min, 10 min, then hourly; each ±20 %.

@@ -81,7 +81,7 @@ impl YandexTracker {
 
     fn created(&self, key: String) -> Created {
         Created {
-            url: Some(format!("{}/{key}", self.config.web_url)),
+            url: crate::web_link(&self.name, &format!("{}/{key}", self.config.web_url)),
             id: key,
         }
     }

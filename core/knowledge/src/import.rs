@@ -8,11 +8,15 @@ use sha2::{Digest, Sha256};
 
 use crate::KnowledgeError;
 
-/// The documents of a knowledge-base folder, and the files that were left out.
+/// The documents of a knowledge-base folder, the files that were left out, and the documents
+/// with a mistake that must be fixed before the folder is imported.
 #[derive(Debug, Clone, Default)]
 pub struct ScannedKnowledgeBase {
     pub documents: Vec<KnowledgeDocument>,
     pub skipped: Vec<SkippedFile>,
+    /// Knowledge documents that cannot be read as meant (an unknown audience): importing the
+    /// folder without them would silently drop or expose them, so importers refuse it.
+    pub invalid: Vec<SkippedFile>,
 }
 
 /// A file that is not part of the knowledge base, with the reason shown to the operator.
@@ -35,6 +39,23 @@ pub enum SkipReason {
     InvalidCsv(String),
     /// The file could not be read from disk.
     Unreadable(String),
+    /// The front matter names an audience other than `public` or `internal`. A document meant
+    /// for the sales team must never fall back to public because of a typo, so the file is
+    /// refused instead: `closer kb import` stops, and the console's upload says why.
+    UnknownAudience(String),
+    /// The front matter gives two different audiences.
+    ConflictingAudience(Audience, Audience),
+}
+
+impl SkipReason {
+    /// Whether the file is a knowledge document with a mistake in it (to be fixed, not left
+    /// out): `closer kb import` refuses to import the folder while such a file is in it.
+    pub fn is_invalid_document(&self) -> bool {
+        matches!(
+            self,
+            SkipReason::UnknownAudience(_) | SkipReason::ConflictingAudience(..)
+        )
+    }
 }
 
 impl fmt::Display for SkipReason {
@@ -56,14 +77,26 @@ impl fmt::Display for SkipReason {
             SkipReason::Empty => write!(formatter, "empty file"),
             SkipReason::InvalidCsv(why) => write!(formatter, "invalid CSV: {why}"),
             SkipReason::Unreadable(why) => write!(formatter, "cannot read the file: {why}"),
+            SkipReason::UnknownAudience(value) => write!(
+                formatter,
+                "unknown audience {value:?} in the front matter; use public or internal"
+            ),
+            SkipReason::ConflictingAudience(first, second) => write!(
+                formatter,
+                "the front matter gives two audiences, {} and {}; keep one",
+                first.as_str(),
+                second.as_str()
+            ),
         }
     }
 }
 
 /// Reads a KB folder recursively: `*.md` / `*.markdown` (optional front matter), `*.txt`, `*.csv`.
 ///
-/// Other, unreadable, non-UTF-8 and empty files are skipped with a reason, never an error.
-/// `progress(done, total)` is called as files are read. Documents are sorted by source.
+/// Other, unreadable, non-UTF-8 and empty files are skipped with a reason, never an error;
+/// documents with a mistake in their front matter (an unknown audience) are listed in
+/// [`ScannedKnowledgeBase::invalid`] with the reason. `progress(done, total)` is called as
+/// files are read. Documents are sorted by source.
 ///
 /// # Errors
 /// [`KnowledgeError::Folder`] when `dir` itself cannot be listed.
@@ -82,6 +115,12 @@ pub fn read_dir(
         match std::fs::read(path) {
             Ok(bytes) => match parse_document(&source, &bytes) {
                 Ok(document) => scanned.documents.push(document),
+                Err(reason) if reason.is_invalid_document() => {
+                    scanned.invalid.push(SkippedFile {
+                        path: path.clone(),
+                        reason: reason.to_string(),
+                    });
+                }
                 Err(reason) => scanned.skipped.push(SkippedFile {
                     path: path.clone(),
                     reason: reason.to_string(),
@@ -171,6 +210,9 @@ pub fn parse_document(source: &str, bytes: &[u8]) -> Result<KnowledgeDocument, S
         (FrontMatter::default(), content.as_str())
     };
     let (front, body) = front_matter;
+    if let Some(mistake) = front.mistake {
+        return Err(mistake);
+    }
     if body.trim().is_empty() {
         return Err(SkipReason::Empty);
     }
@@ -212,6 +254,8 @@ pub(crate) struct FrontMatter {
     pub lang: Option<Lang>,
     pub tags: Vec<String>,
     pub audience: Option<Audience>,
+    /// A value that cannot be taken as written (an unknown audience): the file is refused.
+    pub mistake: Option<SkipReason>,
 }
 
 /// Splits `---` front matter from the body. Without a closing `---` the whole text is the body.
@@ -246,7 +290,13 @@ pub(crate) fn split_front_matter(content: &str) -> (FrontMatter, &str) {
         match key.trim().to_lowercase().as_str() {
             "title" if !value.is_empty() => front.title = Some(value.to_string()),
             "lang" | "language" => front.lang = Lang::parse(value),
-            "audience" => front.audience = Audience::parse(value),
+            "audience" => match (Audience::parse(value), front.audience) {
+                (Some(audience), Some(earlier)) if audience != earlier => {
+                    front.mistake = Some(SkipReason::ConflictingAudience(earlier, audience));
+                }
+                (Some(audience), _) => front.audience = Some(audience),
+                (None, _) => front.mistake = Some(SkipReason::UnknownAudience(value.to_string())),
+            },
             "tags" => {
                 front.tags = value
                     .trim_start_matches('[')
@@ -296,5 +346,90 @@ fn validate_csv(body: &str) -> Result<(), SkipReason> {
         None => Err(SkipReason::InvalidCsv(
             "a header row but no data rows".into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_audience_refuses_the_file_instead_of_making_it_public() {
+        let refused = parse_document(
+            "notes/discounts.md",
+            b"---\ntitle: Discounts\naudience: internl\n---\nUp to 15 percent without approval.\n",
+        );
+        assert_eq!(
+            refused,
+            Err(SkipReason::UnknownAudience("internl".to_owned()))
+        );
+        assert_eq!(
+            refused.expect_err("refused").to_string(),
+            "unknown audience \"internl\" in the front matter; use public or internal"
+        );
+        for value in ["\"\"", "private", "team only"] {
+            let text = format!("---\naudience: {value}\n---\nSome words.\n");
+            assert!(
+                matches!(
+                    parse_document("x.md", text.as_bytes()),
+                    Err(SkipReason::UnknownAudience(_))
+                ),
+                "{value}"
+            );
+        }
+        let twice = parse_document(
+            "x.md",
+            b"---\naudience: internal\naudience: public\n---\nSome words.\n",
+        );
+        assert_eq!(
+            twice,
+            Err(SkipReason::ConflictingAudience(
+                Audience::Internal,
+                Audience::Public
+            ))
+        );
+        // Known values, in any case or quoting, still read as written.
+        for (value, audience) in [
+            ("internal", Audience::Internal),
+            ("'Internal'", Audience::Internal),
+            ("PUBLIC", Audience::Public),
+        ] {
+            let text = format!("---\naudience: {value}\n---\nSome words.\n");
+            let document = parse_document("x.md", text.as_bytes()).expect(value);
+            assert_eq!(document.audience, audience, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_folder_with_an_unknown_audience_lists_the_file_and_its_value() {
+        let dir = std::env::temp_dir().join(format!(
+            "closer-audience-{}-{}",
+            std::process::id(),
+            line!()
+        ));
+        std::fs::create_dir_all(&dir).expect("a temporary folder");
+        std::fs::write(dir.join("prices.md"), "# Prices\n\nPro costs 10.\n").expect("written");
+        std::fs::write(
+            dir.join("notes.md"),
+            "---\naudience: sales-only\n---\nOur margin is 40 percent.\n",
+        )
+        .expect("written");
+        let scanned = read_dir(&dir, |_, _| {});
+        let _ = std::fs::remove_dir_all(&dir);
+        let scanned = scanned.expect("the folder reads");
+        let sources: Vec<&str> = scanned
+            .documents
+            .iter()
+            .map(|document| document.source.as_str())
+            .collect();
+        assert_eq!(sources, ["prices.md"]);
+        assert!(scanned.skipped.is_empty(), "{:?}", scanned.skipped);
+        assert_eq!(scanned.invalid.len(), 1, "{:?}", scanned.invalid);
+        assert!(scanned.invalid[0].path.ends_with("notes.md"));
+        assert!(
+            scanned.invalid[0].reason.contains("\"sales-only\""),
+            "{:?}",
+            scanned.invalid[0]
+        );
     }
 }

@@ -1,5 +1,7 @@
 //! Which hand-off targets a new lead goes to: routes from configuration, matched against the
-//! lead when it is created.
+//! lead when it is created; and the [`WebLink`] a target gives back for what it created.
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -76,9 +78,110 @@ pub fn route(
     targets
 }
 
+/// Why a link is not shown.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("not a URL: {0}")]
+    Unparsable(url::ParseError),
+    #[error("not an http(s) link (scheme {0:?})")]
+    Scheme(String),
+    #[error("the link is longer than {MAX_LINK_CHARS} characters")]
+    TooLong,
+}
+
+/// The longest link kept: trackers' links are short, and Slack refuses a button's URL past 3,000.
+pub const MAX_LINK_CHARS: usize = 2048;
+
+/// A link to what a hand-off target created, which the sales team is shown (the console, Slack,
+/// the CSV export) and may click: an absolute `http` or `https` URL with a host, never
+/// `javascript:`, `data:` or `file:`, since it comes from outside (a webhook receiver's answer, a
+/// tracker's JSON). Kept as the parser serialises it, so what was checked is what is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct WebLink(String);
+
+impl WebLink {
+    /// # Errors
+    /// [`LinkError`] when the text is not an absolute http(s) URL with a host, or is too long.
+    pub fn parse(text: &str) -> Result<WebLink, LinkError> {
+        if text.len() > MAX_LINK_CHARS {
+            return Err(LinkError::TooLong);
+        }
+        let url = url::Url::parse(text.trim()).map_err(LinkError::Unparsable)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(LinkError::Scheme(url.scheme().to_owned()));
+        }
+        // http(s) URLs always have a host once parsed ("https://" alone does not parse).
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(LinkError::Unparsable(url::ParseError::EmptyHost));
+        }
+        let text: String = url.into();
+        if text.len() > MAX_LINK_CHARS {
+            return Err(LinkError::TooLong);
+        }
+        Ok(WebLink(text))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebLink {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl From<WebLink> for String {
+    fn from(link: WebLink) -> String {
+        link.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_http_and_https_links_are_kept() {
+        for good in [
+            "https://tracker.example.com/SALES-1",
+            "http://crm.local:8080/leads/1?tab=info#top",
+            "  https://trello.com/c/abc  ",
+        ] {
+            let link = WebLink::parse(good).unwrap_or_else(|error| panic!("{good}: {error}"));
+            assert!(link.as_str().starts_with("http"), "{link}");
+        }
+        assert_eq!(
+            WebLink::parse("HTTPS://Tracker.Example.com/a b")
+                .unwrap()
+                .as_str(),
+            "https://tracker.example.com/a%20b",
+            "kept as parsed, so what is shown is what was checked"
+        );
+        for bad in [
+            "javascript:alert(document.cookie)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "java\nscript:alert(1)",
+            "\u{0}javascript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "file:///etc/passwd",
+            "ftp://example.com/x",
+            "//evil.example.com/x",
+            "/relative/path",
+            "https://",
+            "",
+            "not a url",
+        ] {
+            assert!(WebLink::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_LINK_CHARS));
+        assert_eq!(WebLink::parse(&long), Err(LinkError::TooLong));
+    }
 
     fn lead(qualified: bool, summary: &str) -> NewLead {
         NewLead {

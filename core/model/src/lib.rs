@@ -9,7 +9,8 @@
 //!   knowledge base gives to a question.
 //! - [`lead`]: objection kinds, the [`Lead`] handed to the sales team, and the [`Task`]s a
 //!   person asks for by hand.
-//! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to.
+//! - [`handoff`]: the [`Route`]s that choose which targets a new lead goes to, and the
+//!   [`WebLink`] a target gives back for what it created.
 //! - [`health`]: the live state of each connection, reported by adapters ([`Health`]).
 //!
 //! Nothing here knows a platform's wire format, SQL or a tracker: adapters and
@@ -24,7 +25,7 @@ pub mod lead;
 pub mod message;
 
 pub use contact::{Contact, Email, ParseError, Phone};
-pub use handoff::{route, Route, RouteRule};
+pub use handoff::{route, LinkError, Route, RouteRule, WebLink};
 pub use health::{ComponentState, ComponentStatus, Health};
 pub use knowledge::{Audience, DocumentFormat, KnowledgeAnswer, KnowledgeDocument};
 pub use lang::Lang;

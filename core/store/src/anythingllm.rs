@@ -1,5 +1,6 @@
-//! What `closer kb sync` pushed to AnythingLLM workspaces (document → hash → location), and the
-//! engine's lock-free check that an inbound message was already processed.
+//! What `closer kb sync` pushed to AnythingLLM workspaces (document → hash → location), the
+//! lock that keeps two syncs of one workspace apart, and the engine's lock-free check that an
+//! inbound message was already processed.
 
 use sqlx::Row;
 use uuid::Uuid;
@@ -18,7 +19,42 @@ pub struct PushedDocument {
     pub location: String,
 }
 
+/// Held while one workspace is synced: syncs of the same workspace — the server's, and
+/// `closer kb import`'s or `closer kb sync`'s in another process — run one after another, so
+/// one never takes a document the other has just embedded, and not yet recorded, for a
+/// stranger. A transaction-scoped advisory lock: dropping the guard ends its transaction
+/// (rolled back, it wrote nothing) and so releases the lock, whatever happened meanwhile.
+pub struct WorkspaceSyncLock {
+    _transaction: sqlx::Transaction<'static, sqlx::Postgres>,
+}
+
+impl std::fmt::Debug for WorkspaceSyncLock {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("WorkspaceSyncLock")
+    }
+}
+
 impl Store {
+    /// Waits until no other sync of `workspace` runs, in this process or another, and holds
+    /// that until the returned guard is dropped.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn lock_workspace_sync(
+        &self,
+        workspace: &str,
+    ) -> Result<WorkspaceSyncLock, StoreError> {
+        let mut transaction = self.pool.begin().await.map_err(|error| self.error(error))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("closer:anythingllm-sync:{workspace}"))
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| self.error(error))?;
+        Ok(WorkspaceSyncLock {
+            _transaction: transaction,
+        })
+    }
+
     /// Every document pushed to `workspace`, by source.
     ///
     /// # Errors

@@ -23,7 +23,8 @@
 //!   wake whoever acts on it: a channel's sender, the Slack mirror, the console.
 //! - `takeover` and `tasks`: a person taking a conversation over and writing to the
 //!   prospect, and tracker tasks asked for by hand, queued in the hand-off outbox.
-//! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces.
+//! - [`anythingllm`]: what `closer kb sync` pushed to AnythingLLM workspaces, and the lock that
+//!   keeps two syncs of one workspace apart.
 //! - [`admin`]: URL redaction, and creating or dropping a whole database.
 //! - [`error`]: [`StoreError`], whose messages never carry a password.
 //! - [`console`]: the web console's accounts, sessions, API tokens, conversation list and
@@ -64,7 +65,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub use activity::{Activity, ActivityKind};
 pub use admin::{drop_database, ensure_database, redact_url};
 pub use analytics::{Dashboard, Period};
-pub use anythingllm::PushedDocument;
+pub use anythingllm::{PushedDocument, WorkspaceSyncLock};
 pub use console::{ConsoleMessage, ConversationFilter, ConversationSummary};
 pub use dead_letters::DeadLetter;
 pub use deliveries::PendingReply;

@@ -1,12 +1,17 @@
 //! Delivering the hand-off outbox: workers claim due rows with `FOR UPDATE SKIP LOCKED`, so
 //! several workers never take the same row, and a claim is a lease — a worker that dies
 //! mid-delivery leaves a row that becomes due again when its lease ends.
+//!
+//! Each claimed row has a lease of its own, named by a fresh token: the worker renews it
+//! ([`Store::renew_handoff_lease`]) before each call to the target and settles the row only
+//! with it, so a worker whose lease ran out and whose row another worker claimed learns so
+//! before calling again, and cannot record an outcome over the new holder's.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use closer_model::{Lead, Task};
+use closer_model::{Lead, Task, WebLink};
 use uuid::Uuid;
 
 use sqlx::Row;
@@ -24,6 +29,9 @@ pub struct ClaimedHandoff {
     /// The row, already `in_flight` with its attempt counted.
     pub entry: OutboxEntry,
     pub subject: Subject,
+    /// This claim's lease: renewing it and settling the row need it, and a later claim of the
+    /// row (after the lease ran out) replaces it.
+    pub lease_token: Uuid,
 }
 
 /// What a hand-off delivers.
@@ -58,8 +66,9 @@ impl Subject {
 impl Store {
     /// Claims up to `limit` hand-offs that are due at `now` (pending ones whose time has come,
     /// and in-flight ones whose lease ran out), oldest first. Each is marked `in_flight`, its
-    /// attempt counted, and is not due again for `lease`. `now` comes from the caller's clock,
-    /// so that retry schedules can be tested in simulated time.
+    /// attempt counted, given a fresh lease token, and is not due again for `lease` unless
+    /// renewed. `now` comes from the caller's clock, so that retry schedules can be tested in
+    /// simulated time.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`]; [`StoreError::Corrupt`] when a lead does not parse.
@@ -79,9 +88,10 @@ impl Store {
              )
              UPDATE handoff_outbox AS outbox
              SET status = 'in_flight', attempts = outbox.attempts + 1,
-                 next_attempt_at = $3 + make_interval(secs => $2), updated_at = now()
+                 next_attempt_at = $3 + make_interval(secs => $2), updated_at = now(),
+                 lease_token = gen_random_uuid()
              FROM due WHERE outbox.id = due.id
-             RETURNING {}",
+             RETURNING {}, outbox.lease_token",
             prefixed(OutboxEntry::COLUMNS, "outbox.")
         ))
         .bind(limit.max(0))
@@ -92,11 +102,19 @@ impl Store {
         .map_err(|error| self.error(error))?;
         let mut entries = rows
             .iter()
-            .map(OutboxEntry::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        entries.sort_by_key(|entry| (entry.created_at, entry.id));
+            .map(|row| {
+                let lease_token: Uuid = row
+                    .try_get("lease_token")
+                    .map_err(|error| self.error(error))?;
+                Ok((OutboxEntry::from_row(row)?, lease_token))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        entries.sort_by_key(|(entry, _)| (entry.created_at, entry.id));
 
-        let task_ids: Vec<Uuid> = entries.iter().filter_map(|entry| entry.task_id).collect();
+        let task_ids: Vec<Uuid> = entries
+            .iter()
+            .filter_map(|(entry, _)| entry.task_id)
+            .collect();
         let task_rows = sqlx::query(&format!(
             "SELECT {TASK_COLUMNS} FROM tasks WHERE id = ANY($1)"
         ))
@@ -114,7 +132,10 @@ impl Store {
             .values()
             .filter_map(|task| task.conversation_id)
             .collect();
-        let lead_ids: Vec<Uuid> = entries.iter().filter_map(|entry| entry.lead_id).collect();
+        let lead_ids: Vec<Uuid> = entries
+            .iter()
+            .filter_map(|(entry, _)| entry.lead_id)
+            .collect();
         let lead_rows = sqlx::query(&format!(
             "SELECT {LEAD_COLUMNS} FROM leads WHERE id = ANY($1) OR conversation_id = ANY($2)"
         ))
@@ -130,7 +151,7 @@ impl Store {
         }
         entries
             .into_iter()
-            .map(|entry| {
+            .map(|(entry, lease_token)| {
                 // The foreign keys keep a row's lead or task; one can only be missing if it
                 // was deleted (with its rows, by cascade) between the queries.
                 let subject = match (entry.lead_id, entry.task_id) {
@@ -149,26 +170,62 @@ impl Store {
                 .ok_or_else(|| {
                     StoreError::corrupt(format!("hand-off {} has no lead or task", entry.id))
                 })?;
-                Ok(ClaimedHandoff { entry, subject })
+                Ok(ClaimedHandoff {
+                    entry,
+                    subject,
+                    lease_token,
+                })
             })
             .collect()
     }
 
-    /// Records that the hand-off was delivered, with what the target created.
+    /// Extends the lease of a claimed hand-off to `now + lease`, if `lease_token` still holds
+    /// it; returns whether it does. `false` means another worker claimed the row after this
+    /// lease ran out (or it was settled): the caller must not call the target for it again.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn renew_handoff_lease(
+        &self,
+        outbox_id: i64,
+        lease_token: Uuid,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let renewed = sqlx::query(
+            "UPDATE handoff_outbox
+             SET next_attempt_at = $3 + make_interval(secs => $4), updated_at = now()
+             WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
+        )
+        .bind(outbox_id)
+        .bind(lease_token)
+        .bind(now)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| self.error(error))?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// Records that the hand-off was delivered, with what the target created, if `lease_token`
+    /// still holds the row; returns whether it did (otherwise nothing changes: the row belongs
+    /// to the worker that claimed it since).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn mark_handoff_delivered(
         &self,
         outbox_id: i64,
+        lease_token: Uuid,
         external_id: Option<&str>,
-        external_url: Option<&str>,
-    ) -> Result<(), StoreError> {
+        external_url: Option<&WebLink>,
+    ) -> Result<bool, StoreError> {
+        let external_url = external_url.map(WebLink::as_str);
         let delivered = sqlx::query(
             "UPDATE handoff_outbox AS outbox
              SET status = 'delivered', external_id = $2, external_url = $3, last_error = NULL,
-                 delivered_at = now(), updated_at = now()
-             WHERE id = $1
+                 delivered_at = now(), updated_at = now(), lease_token = NULL
+             WHERE id = $1 AND lease_token = $4 AND status = 'in_flight'
              RETURNING outbox.lead_id, outbox.task_id, outbox.target,
                  COALESCE((SELECT conversation_id FROM leads WHERE id = outbox.lead_id),
                           (SELECT conversation_id FROM tasks WHERE id = outbox.task_id))
@@ -177,53 +234,58 @@ impl Store {
         .bind(outbox_id)
         .bind(external_id)
         .bind(external_url)
+        .bind(lease_token)
         .fetch_optional(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        if let Some(row) = delivered {
-            let get = |column: &str| -> Result<Option<Uuid>, StoreError> {
-                row.try_get(column).map_err(StoreError::Unexpected)
-            };
-            self.announce(Activity {
-                conversation_id: get("conversation_id")?,
-                channel: None,
-                chat_id: None,
-                kind: ActivityKind::HandoffDelivered {
-                    lead_id: get("lead_id")?,
-                    task_id: get("task_id")?,
-                    target: row.try_get("target").map_err(StoreError::Unexpected)?,
-                    url: external_url.map(str::to_owned),
-                },
-            });
-        }
-        Ok(())
+        let Some(row) = delivered else {
+            return Ok(false);
+        };
+        let get = |column: &str| -> Result<Option<Uuid>, StoreError> {
+            row.try_get(column).map_err(StoreError::Unexpected)
+        };
+        self.announce(Activity {
+            conversation_id: get("conversation_id")?,
+            channel: None,
+            chat_id: None,
+            kind: ActivityKind::HandoffDelivered {
+                lead_id: get("lead_id")?,
+                task_id: get("task_id")?,
+                target: row.try_get("target").map_err(StoreError::Unexpected)?,
+                url: external_url.map(str::to_owned),
+            },
+        });
+        Ok(true)
     }
 
     /// Records a failed delivery: to be retried at `retry_at`, or given up (`failed`) when
-    /// `None`. A row already delivered (by a worker whose lease outlived ours) stays so.
+    /// `None` — if `lease_token` still holds the row; returns whether it did. A row another
+    /// worker claimed since (and perhaps delivered) stays as that worker leaves it.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
     pub async fn mark_handoff_failed(
         &self,
         outbox_id: i64,
+        lease_token: Uuid,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let settled = sqlx::query(
             "UPDATE handoff_outbox
              SET status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'pending' END,
                  next_attempt_at = COALESCE($3, next_attempt_at), last_error = $2,
-                 updated_at = now()
-             WHERE id = $1 AND status <> 'delivered'",
+                 updated_at = now(), lease_token = NULL
+             WHERE id = $1 AND lease_token = $4 AND status = 'in_flight'",
         )
         .bind(outbox_id)
         .bind(error)
         .bind(retry_at)
+        .bind(lease_token)
         .execute(&self.pool)
         .await
         .map_err(|error| self.error(error))?;
-        Ok(())
+        Ok(settled.rows_affected() == 1)
     }
 
     /// Holds back every pending hand-off to `target` due before `until` to `until`: the target

@@ -635,35 +635,43 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
 
     // A failure with a retry time in the past is due again at once.
     let retry_at = Utc::now() - chrono::Duration::seconds(1);
-    store
-        .mark_handoff_failed(outbox_id, "HTTP 503", Some(retry_at))
+    assert!(store
+        .mark_handoff_failed(
+            outbox_id,
+            claimed[0].lease_token,
+            "HTTP 503",
+            Some(retry_at)
+        )
         .await
-        .expect("failed");
+        .expect("failed"));
     // A lease of zero stands for a worker that died: the row is due again.
-    let claimed = store
+    let died = store
         .claim_due_handoffs(chrono::Utc::now(), 10, Duration::ZERO)
         .await
         .expect("claim");
-    assert_eq!(claimed[0].entry.attempts, 2);
-    assert_eq!(claimed[0].entry.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(died[0].entry.attempts, 2);
+    assert_eq!(died[0].entry.last_error.as_deref(), Some("HTTP 503"));
     let claimed = store
         .claim_due_handoffs(chrono::Utc::now(), 10, lease)
         .await
         .expect("claim");
     assert_eq!(claimed[0].entry.attempts, 3);
+    assert_ne!(claimed[0].lease_token, died[0].lease_token);
 
-    store
+    let link = closer_model::WebLink::parse("https://tracker.example/CLOSER-1").expect("a link");
+    assert!(store
         .mark_handoff_delivered(
             outbox_id,
+            claimed[0].lease_token,
             Some("CLOSER-1"),
-            Some("https://tracker.example/CLOSER-1"),
+            Some(&link)
         )
         .await
-        .expect("delivered");
-    store
-        .mark_handoff_failed(outbox_id, "late failure", None)
+        .expect("delivered"));
+    assert!(!store
+        .mark_handoff_failed(outbox_id, claimed[0].lease_token, "late failure", None)
         .await
-        .expect("failed");
+        .expect("failed"));
     let leads = store.leads(10).await.expect("leads");
     let entry = &leads[0].1[0];
     assert_eq!(
@@ -676,6 +684,95 @@ async fn the_outbox_is_claimed_as_leases_and_settled(pool: PgPool) {
         "a delivered row stays delivered"
     );
     assert!(entry.delivered_at.is_some());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_lease_taken_over_can_neither_be_renewed_nor_settled_by_its_old_holder(pool: PgPool) {
+    let store = Store::from_pool(pool);
+    let targets = ["tracker".to_owned()];
+    let turn = new_turn(&store, &inbound("15", "1", "+7 921 555-12-34")).await;
+    let created = lead("Нужен склад", Some("+79215551234"), None);
+    turn.commit(TurnOutcome {
+        new_lead: Some(&created),
+        handoff_targets: &targets,
+        ..outcome(json!({}), &[])
+    })
+    .await
+    .expect("commit");
+    let lease = Duration::from_secs(120);
+    let start = Utc::now();
+
+    // The first worker claims the row, and renews its lease before a call to the target.
+    let first = store
+        .claim_due_handoffs(start, 10, lease)
+        .await
+        .expect("claim")
+        .remove(0);
+    let outbox_id = first.entry.id;
+    let renewed_at = start + chrono::Duration::seconds(100);
+    assert!(store
+        .renew_handoff_lease(outbox_id, first.lease_token, renewed_at, lease)
+        .await
+        .expect("renew"));
+    // The claim's two minutes are over, the renewal's are not: nobody else may take it.
+    assert!(store
+        .claim_due_handoffs(start + chrono::Duration::seconds(150), 10, lease)
+        .await
+        .expect("claim")
+        .is_empty());
+
+    // The renewed lease runs out too (the worker hangs): a second worker claims the row.
+    let second = store
+        .claim_due_handoffs(renewed_at + chrono::Duration::seconds(121), 10, lease)
+        .await
+        .expect("claim")
+        .remove(0);
+    assert_eq!((second.entry.id, second.entry.attempts), (outbox_id, 2));
+    assert_ne!(second.lease_token, first.lease_token);
+
+    // The first worker wakes up: it can neither renew nor settle, so it stops.
+    let later = renewed_at + chrono::Duration::seconds(125);
+    assert!(!store
+        .renew_handoff_lease(outbox_id, first.lease_token, later, lease)
+        .await
+        .expect("renew"));
+    let link = closer_model::WebLink::parse("https://tracker.example/FIRST").expect("a link");
+    assert!(!store
+        .mark_handoff_delivered(outbox_id, first.lease_token, Some("FIRST"), Some(&link))
+        .await
+        .expect("delivered"));
+    assert!(!store
+        .mark_handoff_failed(outbox_id, first.lease_token, "HTTP 503", Some(later))
+        .await
+        .expect("failed"));
+    let entry = &store.leads(10).await.expect("leads")[0].1[0];
+    assert_eq!(
+        (entry.status, entry.external_id.as_deref()),
+        (OutboxStatus::InFlight, None),
+        "the second worker's row is untouched"
+    );
+
+    // The second worker holds the row and settles it.
+    assert!(store
+        .renew_handoff_lease(outbox_id, second.lease_token, later, lease)
+        .await
+        .expect("renew"));
+    assert!(store
+        .mark_handoff_delivered(outbox_id, second.lease_token, Some("SECOND"), None)
+        .await
+        .expect("delivered"));
+    assert!(
+        !store
+            .renew_handoff_lease(outbox_id, second.lease_token, later, lease)
+            .await
+            .expect("renew"),
+        "a settled row has no lease left to renew"
+    );
+    let entry = &store.leads(10).await.expect("leads")[0].1[0];
+    assert_eq!(
+        (entry.status, entry.external_id.as_deref()),
+        (OutboxStatus::Delivered, Some("SECOND"))
+    );
 }
 
 #[sqlx::test(migrations = "../../migrations")]
