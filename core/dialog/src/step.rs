@@ -19,6 +19,11 @@ use crate::understand::{
 /// messenger wants an answer, not a document (and the evaluation counts longer ones wrong).
 pub const MAX_REPLY_CHARS: usize = 400;
 
+/// A qualification question rides along with an answer only while the whole reply stays this
+/// short: a prospect reads one to three sentences, and after a long answer the question waits
+/// for a later turn (it is asked again then, as it was never put).
+const QUALIFICATION_REPLY_CHARS: usize = 250;
+
 /// The payload of the "talk to a person" button.
 pub const HANDOFF_PAYLOAD: &str = "handoff";
 /// The prefix of the rating buttons' payloads: `rate:1` … `rate:5`.
@@ -567,6 +572,10 @@ impl Turn<'_> {
         });
         if let Some(question) = next {
             let text = self.config.render(&question.question, self.lang(), None);
+            let separator = if self.replies.is_empty() { 0 } else { 2 };
+            if self.used_chars() + separator + text.chars().count() > QUALIFICATION_REPLY_CHARS {
+                return;
+            }
             if self.push_optional(Reply::new(ReplyKind::Prompt, text)) {
                 self.state.asked_qualification.push(question.key.clone());
                 self.state.pending_qualification = Some(question.key.clone());

@@ -813,3 +813,43 @@ fn the_scale_question_fits_any_business() {
     );
     assert!(result.state.qualification.contains_key("volume"));
 }
+
+#[test]
+fn a_qualification_question_waits_for_a_later_turn_after_a_long_answer() {
+    let config = config();
+    let short = "Тариф Бизнес стоит 12 900 ₽ в месяц.";
+    let long = "Тариф Бизнес стоит 12 900 ₽ в месяц: до трёх складов, интеграции с маркетплейсами и 1С, \
+                API и вебхуки, поддержка в чате с ответом за два часа в рабочее время. При оплате за год \
+                скидка 15 %, а внедрение «Быстрый старт» занимает три рабочих дня.";
+    let after_short = step(
+        &config,
+        DialogState::default(),
+        &text("сколько стоит бизнес", Some(short)),
+    );
+    let kinds: Vec<ReplyKind> = after_short.replies.iter().map(|reply| reply.kind).collect();
+    assert_eq!(kinds, [ReplyKind::Answer, ReplyKind::Prompt]);
+    let after_long = step(
+        &config,
+        DialogState::default(),
+        &text("сколько стоит бизнес", Some(long)),
+    );
+    let kinds: Vec<ReplyKind> = after_long.replies.iter().map(|reply| reply.kind).collect();
+    assert_eq!(kinds, [ReplyKind::Answer], "{:?}", after_long.replies);
+    // Not asked, so asked on a later turn.
+    assert!(after_long.state.asked_qualification.is_empty());
+    let next = step(
+        &config,
+        after_long.state.clone(),
+        &text(
+            "а сколько стоит старт",
+            Some("Тариф Старт стоит 4 900 ₽ в месяц."),
+        ),
+    );
+    assert!(
+        next.replies
+            .iter()
+            .any(|reply| reply.kind == ReplyKind::Prompt),
+        "{:?}",
+        next.replies
+    );
+}
