@@ -230,10 +230,13 @@ pub fn lead_message(
                 .with_value(conversation.clone()),
         ),
     }];
+    // Only an http(s) link becomes a button: a row stored before links were checked at the
+    // boundary could hold any scheme ("javascript:…").
     if let Some(url) = state
         .tracker_url
         .as_deref()
-        .and_then(|url| url::Url::parse(url).ok())
+        .and_then(|url| closer_model::WebLink::parse(url).ok())
+        .and_then(|link| url::Url::parse(&link.to_string()).ok())
     {
         buttons.push(SlackActionBlockElement::Button(
             SlackBlockButtonElement::new(SlackBlockPlainTextOnly::from("Open in tracker"))
@@ -352,5 +355,27 @@ mod tests {
             "https://tracker.example.com/SALES-1"
         );
         assert!(json.get("metadata").is_none());
+    }
+
+    #[test]
+    fn a_stored_link_that_is_not_http_is_no_button() {
+        for stored in [
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "file:///etc/passwd",
+        ] {
+            let content = lead_message(
+                &lead(),
+                None,
+                &PostState {
+                    taken_over_by: Some("U42".to_owned()),
+                    tracker_url: Some(stored.to_owned()),
+                },
+                None,
+            );
+            let json = serde_json::to_value(&content).unwrap();
+            let buttons = json["blocks"][1]["elements"].as_array().unwrap();
+            assert_eq!(buttons.len(), 1, "{stored}: {buttons:?}");
+        }
     }
 }
