@@ -52,10 +52,7 @@ impl Application {
 
     /// The bound port (useful when built on port 0).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|address| address.port())
-            .unwrap_or(0)
+        bound_port(&self.listener)
     }
 
     /// Serves until `shutdown` completes, then lets requests in flight finish.
@@ -66,10 +63,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("while serving HTTP")
+        serve(self.listener, self.router, shutdown, "HTTP").await
     }
 }
 
@@ -101,10 +95,7 @@ impl MetricsServer {
 
     /// The bound port (useful when built on port 0).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|address| address.port())
-            .unwrap_or(0)
+        bound_port(&self.listener)
     }
 
     /// Serves until `shutdown` completes.
@@ -115,11 +106,28 @@ impl MetricsServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("while serving /metrics")
+        serve(self.listener, self.router, shutdown, "/metrics").await
     }
+}
+
+fn bound_port(listener: &TcpListener) -> u16 {
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .unwrap_or(0)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
+async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    what: &str,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .with_context(|| format!("while serving {what}"))
 }
 
 /// Liveness: the process answers.
