@@ -1055,11 +1055,17 @@ impl Retriever {
 
     fn unit_text(&self, scored: &ScoredUnit) -> String {
         let unit = &self.units[scored.unit];
-        let chunk = &self.chunks[unit.chunk];
         let text = scored.compared_row.as_ref().unwrap_or(&unit.text);
+        self.with_heading(scored, text.clone())
+    }
+
+    /// `text` of `scored`'s unit, after the heading it needs when the heading carries words of
+    /// the question.
+    fn with_heading(&self, scored: &ScoredUnit, text: String) -> String {
+        let chunk = &self.chunks[self.units[scored.unit].chunk];
         match chunk.headings.last() {
             Some(heading) if scored.needs_heading => format!("{heading}: {text}"),
-            _ => text.clone(),
+            _ => text,
         }
     }
 
@@ -1123,12 +1129,7 @@ impl Retriever {
             .iter()
             .map(|index| self.units[*index].text.as_str())
             .collect();
-        let text = texts.join(if sentences { " " } else { "\n" });
-        let chunk = &self.chunks[self.units[best.unit].chunk];
-        match chunk.headings.last() {
-            Some(heading) if best.needs_heading => format!("{heading}: {text}"),
-            _ => text,
-        }
+        self.with_heading(best, texts.join(if sentences { " " } else { "\n" }))
     }
 
     fn compose(&self, scored: &[ScoredUnit]) -> KnowledgeAnswer {
