@@ -354,6 +354,8 @@ pub async fn build_engine(config: &Config, store: closer_store::Store) -> anyhow
     let knowledge = kb::load(config, &store).await?;
     let engine = Engine::new(store, dialog, knowledge, config.handoff_routes())
         .with_task_targets(config.task_targets());
+    // The playbook's examples are embedded now, not when the first prospect writes.
+    engine.prepare_meaning().await;
     Ok(match config.anythingllm()? {
         Some(setup) => {
             let client = closer_knowledge::anythingllm::AnythingLlm::new(&setup.settings)

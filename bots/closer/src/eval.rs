@@ -426,6 +426,8 @@ async fn run_on(
         );
         engine = engine.with_answer_source(std::sync::Arc::new(client), setup.policy);
     }
+    // The playbook's examples are embedded before the clock starts, as `serve` does at start.
+    engine.prepare_meaning().await;
 
     let mut json = match &args.json {
         Some(path) => Some(std::io::BufWriter::new(
@@ -558,11 +560,27 @@ async fn run_on(
         report.record_dialog(dialog, &outcome, failures.is_empty());
         if args.verbose && !failures.is_empty() {
             println!(
-                "FAILED {} [{}]: {}\n",
+                "FAILED {} [{}]: {}",
                 dialog.id,
                 dialog.lang,
                 failures.join("; ")
             );
+            // Each turn with what it was nearest to by meaning, so a miss shows where it
+            // comes from.
+            for turn in &dialog.turns {
+                let meaning = match engine.compare_meaning(turn).await {
+                    Some((nearest, recognised)) => format!(
+                        "{} {:.3} (+{:.3}){}",
+                        nearest.intent.as_str(),
+                        nearest.similarity,
+                        nearest.margin,
+                        if recognised.is_some() { " ✓" } else { "" }
+                    ),
+                    None => "-".to_owned(),
+                };
+                println!("  > {turn}\n      [{meaning}]");
+            }
+            println!();
         }
         if let Some(out) = json.as_mut() {
             let record = DialogRecord {

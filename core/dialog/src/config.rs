@@ -7,6 +7,8 @@ use closer_model::{Lang, ObjectionKind};
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::meaning::{Example, Intent, Thresholds};
+
 /// Why a playbook was rejected; the message names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,6 +28,15 @@ pub enum ConfigError {
     /// An objection section names no known objection kind.
     #[error("unknown objection kind {0:?}; known: price, timing, competitor, trust, need_to_think, no_budget, authority")]
     UnknownObjection(String),
+    /// An `[examples]` key names no intent or objection kind.
+    #[error("unknown key {key:?} in [examples]; known: {known}")]
+    UnknownIntent { key: String, known: String },
+    /// A recognition threshold is outside 0–1.
+    #[error("recognition.{0} must be between 0 and 1")]
+    BadThreshold(&'static str),
+    /// An example phrase is empty.
+    #[error("an example of {0} in [examples] is empty")]
+    EmptyExample(String),
     /// A qualification key is not one of need, volume, timeline, budget, or is repeated.
     #[error(
         "qualification key {0:?} is unknown or repeated; known: need, volume, timeline, budget"
@@ -139,6 +150,28 @@ struct RawConfig {
     #[serde(default)]
     objections: BTreeMap<String, ObjectionRaw>,
     detect: DetectRaw,
+    /// Example phrases of intents and objection kinds, recognised by meaning.
+    #[serde(default)]
+    examples: BTreeMap<String, ExamplesRaw>,
+    /// How near a message must be to an intent's examples to be recognised by meaning.
+    #[serde(default)]
+    recognition: Option<RecognitionRaw>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecognitionRaw {
+    min_similarity: f32,
+    min_margin: f32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExamplesRaw {
+    #[serde(default)]
+    ru: Vec<String>,
+    #[serde(default)]
+    en: Vec<String>,
 }
 
 /// Who the assistant is.
@@ -301,6 +334,11 @@ pub struct DialogConfig {
     pub qualification: Vec<QualificationQuestion>,
     pub objections: Vec<ObjectionRule>,
     pub detect: Detectors,
+    /// Example phrases of intents and objection kinds, recognised by meaning (`[examples]`).
+    pub examples: Vec<Example>,
+    /// How near and how clearly nearest a message must be to an intent's examples
+    /// (`[recognition]`).
+    pub recognition: Thresholds,
 }
 
 const QUALIFICATION_KEYS: [&str; 4] = ["need", "volume", "timeline", "budget"];
@@ -375,12 +413,52 @@ impl DialogConfig {
             statement: compile(&detect.statement, "statement")?,
         };
 
+        let mut examples = Vec::new();
+        for (key, raw_examples) in &raw.examples {
+            let intent = Intent::parse(key).ok_or_else(|| ConfigError::UnknownIntent {
+                key: key.clone(),
+                known: Intent::known_keys(),
+            })?;
+            for (lang, texts) in [(Lang::Ru, &raw_examples.ru), (Lang::En, &raw_examples.en)] {
+                for text in texts {
+                    if text.trim().is_empty() {
+                        return Err(ConfigError::EmptyExample(key.clone()));
+                    }
+                    examples.push(Example {
+                        intent,
+                        lang,
+                        text: text.trim().to_owned(),
+                    });
+                }
+            }
+        }
+
+        let recognition = match &raw.recognition {
+            Some(raw) => {
+                for (key, value) in [
+                    ("min_similarity", raw.min_similarity),
+                    ("min_margin", raw.min_margin),
+                ] {
+                    if !(0.0..=1.0).contains(&value) {
+                        return Err(ConfigError::BadThreshold(key));
+                    }
+                }
+                Thresholds {
+                    min_similarity: raw.min_similarity,
+                    min_margin: raw.min_margin,
+                }
+            }
+            None => Thresholds::default(),
+        };
+
         Ok(DialogConfig {
             persona: raw.persona,
             phrases: raw.phrases,
             qualification,
             objections,
             detect,
+            examples,
+            recognition,
         })
     }
 

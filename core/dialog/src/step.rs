@@ -8,11 +8,12 @@ use serde_json::json;
 
 use crate::config::{DialogConfig, Phrase};
 use crate::contact::{extract_contact, name_alone, ContactUpdate};
+use crate::meaning::Intent;
 use crate::state::{DialogState, Stage};
 use crate::summary::{build_lead, condense_need};
 use crate::understand::{
     bare_rating, bounded, clause_around, detect_objections, detect_smalltalk, is_question,
-    normalise, truncate_sentences, truncate_words, Smalltalk,
+    normalise, objections, truncate_sentences, truncate_words, Smalltalk,
 };
 
 /// The replies to one message together stay within this many characters: a prospect in a
@@ -39,6 +40,10 @@ pub struct Input {
     /// `None` when it has no good answer (or the message has no text). The engine asks for every
     /// text message; the dialog decides whether the message is a question needing it.
     pub knowledge: Option<KnowledgeAnswer>,
+    /// The intent or objection the message expresses by its meaning, as the engine recognised
+    /// it against the playbook's examples ([`crate::meaning`]); `None` when nothing was
+    /// recognised or no embedding model is in use. The playbook's patterns are read as well.
+    pub meaning: Option<Intent>,
 }
 
 /// What the engine must do besides sending the replies, in the same transaction as the state.
@@ -95,7 +100,7 @@ pub fn step(config: &DialogConfig, state: DialogState, input: &Input) -> Step {
             turn.replies.push(Reply::new(ReplyKind::Smalltalk, text));
             turn.event("unsupported_content", json!({ "what": what }));
         }
-        InboundContent::Text { text } => turn.text(text, input.knowledge.as_ref()),
+        InboundContent::Text { text } => turn.text(text, input.knowledge.as_ref(), input.meaning),
     }
     if turn.replies.is_empty() {
         // Every message gets an answer, even one that changed nothing.
@@ -219,7 +224,7 @@ impl Turn<'_> {
             }
         }
         // A button this version does not know carries text the prospect chose: read it as text.
-        self.text(payload, input.knowledge.as_ref());
+        self.text(payload, input.knowledge.as_ref(), input.meaning);
     }
 
     fn record_rating(&mut self, rating: u8) {
@@ -282,7 +287,12 @@ impl Turn<'_> {
         self.replies.push(reply);
     }
 
-    fn text(&mut self, raw_text: &str, knowledge: Option<&KnowledgeAnswer>) {
+    fn text(
+        &mut self,
+        raw_text: &str,
+        knowledge: Option<&KnowledgeAnswer>,
+        meaning: Option<Intent>,
+    ) {
         let config = self.config;
         let text = bounded(raw_text);
         if let Some(lang) = Lang::detect(&text) {
@@ -310,13 +320,23 @@ impl Turn<'_> {
         let contact_changed = update.apply_to(&mut self.state.contact);
         let detect = &config.detect;
         // "вы живой человек?" asks about the assistant, it does not ask for a person.
-        let wants_person = detect.handoff.is_match(&normalised, lang)
+        let wants_person = (detect.handoff.is_match(&normalised, lang)
+            || meaning == Some(Intent::Handoff))
             && !detect.bot_question.is_match(&normalised, lang);
-        let objections = detect_objections(config, &text, lang);
+        let objections = objections(config, &text, lang, meaning);
+        // A question the knowledge base cannot answer, whose objection only its meaning
+        // suggests ("is there liability insurance?" is near "what guarantees do you give?"),
+        // is declined as a question: the playbook's general words would answer something else.
+        let objection_answers = !objections.is_empty()
+            && (knowledge.is_some()
+                || !text.contains('?')
+                || !detect_objections(config, &text, lang).is_empty());
         let smalltalk = detect_smalltalk(config, &normalised, lang);
-        let refuses_contact = detect.contact_refusal.is_match(&normalised, lang);
+        let refuses_contact = detect.contact_refusal.is_match(&normalised, lang)
+            || meaning == Some(Intent::ContactRefusal);
         let question = is_question(config, &text, &normalised, lang);
-        let buying_intent = detect.buying_intent.is_match(&normalised, lang);
+        let buying_intent = detect.buying_intent.is_match(&normalised, lang)
+            || meaning == Some(Intent::BuyingIntent);
         let states_need = detect.need.is_match(&normalised, lang);
         // A message that gives contacts, objects, or asks is not the answer to the question
         // asked last turn (its unprompted answers are still recognised by their patterns).
@@ -359,7 +379,7 @@ impl Turn<'_> {
             Main::Handoff
         } else if gave_reachable && !text.contains('?') {
             Main::ContactOnly
-        } else if !objections.is_empty() {
+        } else if objection_answers {
             self.answer_objection(&objections, knowledge);
             Main::Objection
         } else if let Some(kind) = smalltalk.filter(|_| !gave_reachable) {

@@ -5,6 +5,7 @@
 use closer_model::{Lang, ObjectionKind};
 
 use crate::config::DialogConfig;
+use crate::meaning::Intent;
 
 /// Lower case with `ё` read as `е`: the form every playbook pattern is matched against.
 pub fn normalise(text: &str) -> String {
@@ -22,10 +23,33 @@ pub fn detect_objections(config: &DialogConfig, text: &str, lang: Lang) -> Vec<O
         .collect()
 }
 
+/// The objection kinds a message raises: those its patterns match, and the one recognised by
+/// meaning (`meaning`, from the playbook's examples), in the playbook's order, each once.
+pub fn objections(
+    config: &DialogConfig,
+    text: &str,
+    lang: Lang,
+    meaning: Option<Intent>,
+) -> Vec<ObjectionKind> {
+    let mut kinds = detect_objections(config, text, lang);
+    if let Some(Intent::Objection(kind)) = meaning {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+            kinds.sort();
+        }
+    }
+    kinds
+}
+
 /// The knowledge-base query for a message: its text, plus the playbook's search words of
 /// every objection it raises, so that the company's objection-handling guide is found.
-pub fn knowledge_query(config: &DialogConfig, text: &str, lang: Lang) -> String {
-    let kinds = detect_objections(config, text, lang);
+pub fn knowledge_query(
+    config: &DialogConfig,
+    text: &str,
+    lang: Lang,
+    meaning: Option<Intent>,
+) -> String {
+    let kinds = objections(config, text, lang, meaning);
     let mut query = text.to_owned();
     for rule in config
         .objections
@@ -48,8 +72,13 @@ pub fn knowledge_query(config: &DialogConfig, text: &str, lang: Lang) -> String 
 /// that merely sounds like an objection), and last with the kind's search words alone: the
 /// prospect's talk ("honestly", "for us") can sink both others, and an answer from the
 /// company's guide is better than the playbook's text without facts.
-pub fn knowledge_queries(config: &DialogConfig, text: &str, lang: Lang) -> Vec<String> {
-    let kinds = detect_objections(config, text, lang);
+pub fn knowledge_queries(
+    config: &DialogConfig,
+    text: &str,
+    lang: Lang,
+    meaning: Option<Intent>,
+) -> Vec<String> {
+    let kinds = objections(config, text, lang, meaning);
     let first_search = config
         .objections
         .iter()
@@ -59,7 +88,7 @@ pub fn knowledge_queries(config: &DialogConfig, text: &str, lang: Lang) -> Vec<S
         return vec![text.to_owned()];
     };
     let mut queries = vec![
-        knowledge_query(config, text, lang),
+        knowledge_query(config, text, lang, meaning),
         text.to_owned(),
         first_search.to_owned(),
     ];

@@ -2,7 +2,7 @@
 //! conversation as a snapshot, and odd input that must not break it.
 
 use closer_dialog::{
-    detect_objections, step, ConfigError, DialogConfig, DialogState, Effect, Input, Step,
+    detect_objections, step, ConfigError, DialogConfig, DialogState, Effect, Input, Intent, Step,
     MAX_REPLY_CHARS,
 };
 use closer_model::{
@@ -34,6 +34,7 @@ fn text(message: &str, answer: Option<&str>) -> Input {
         },
         sender_name: None,
         knowledge: answer.map(knowledge),
+        meaning: None,
     }
 }
 
@@ -252,6 +253,7 @@ fn a_decline_offers_a_person_and_pressing_it_hands_off() {
             },
             sender_name: None,
             knowledge: None,
+            meaning: None,
         },
     );
     assert!(pressed
@@ -385,6 +387,7 @@ fn a_rating_is_recorded_once_from_a_button_or_a_digit() {
         },
         sender_name: None,
         knowledge: None,
+        meaning: None,
     };
     let steps = run(
         &config,
@@ -415,6 +418,7 @@ fn a_shared_contact_creates_the_lead_with_its_name() {
             },
             sender_name: None,
             knowledge: None,
+            meaning: None,
         },
     );
     let lead = result.effects.iter().find_map(|effect| match effect {
@@ -497,6 +501,7 @@ fn odd_input_never_breaks_the_dialog() {
             content,
             sender_name: Some(String::new()),
             knowledge: None,
+            meaning: None,
         };
         let result = step(&config, DialogState::default(), &input);
         assert!(reply_chars(&result) <= MAX_REPLY_CHARS);
@@ -515,6 +520,7 @@ fn a_whole_conversation() {
             },
             sender_name: Some("marina_b".to_owned()),
             knowledge: None,
+            meaning: None,
         },
         text(
             "у нас склад 150 м2, продаем на Ozon, около 40 заказов в день. какой тариф подойдет?",
@@ -606,7 +612,7 @@ fn an_objection_adds_the_playbook_search_words_to_the_knowledge_query() {
     ];
     for (text, lang, expected) in table {
         assert_eq!(
-            closer_dialog::knowledge_query(&config, text, lang),
+            closer_dialog::knowledge_query(&config, text, lang, None),
             expected,
             "{text}"
         );
@@ -677,7 +683,12 @@ fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
     let config = config();
     // With the search words, then the prospect's words, then the kind's search words alone.
     assert_eq!(
-        closer_dialog::knowledge_queries(&config, "honestly its too expensive for us", Lang::En),
+        closer_dialog::knowledge_queries(
+            &config,
+            "honestly its too expensive for us",
+            Lang::En,
+            None
+        ),
         vec![
             "honestly its too expensive for us. too expensive, price".to_owned(),
             "honestly its too expensive for us".to_owned(),
@@ -686,7 +697,7 @@ fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
     );
     // No objection: the message as it is.
     assert_eq!(
-        closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru),
+        closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru, None),
         vec!["какие у вас тарифы?".to_owned()]
     );
 }
@@ -852,4 +863,141 @@ fn a_qualification_question_waits_for_a_later_turn_after_a_long_answer() {
         "{:?}",
         next.replies
     );
+}
+
+/// The message as the engine hands it over when its meaning was recognised.
+fn meant(message: &str, intent: Intent) -> Input {
+    Input {
+        meaning: Some(intent),
+        ..text(message, Some("Ответ из базы знаний."))
+    }
+}
+
+#[test]
+fn what_is_recognised_by_meaning_is_acted_on_like_what_the_patterns_match() {
+    let config = config();
+    // Words no pattern knows: the meaning decides.
+    let person = step(
+        &config,
+        DialogState::default(),
+        &meant("пусть этим займётся кто-то из ваших", Intent::Handoff),
+    );
+    assert!(person
+        .effects
+        .iter()
+        .any(|effect| matches!(effect, Effect::HandOff { .. })));
+
+    let objection = step(
+        &config,
+        DialogState::default(),
+        &meant(
+            "последнее слово за партнёром",
+            Intent::Objection(ObjectionKind::Authority),
+        ),
+    );
+    assert_eq!(objection.state.objections, vec![ObjectionKind::Authority]);
+    assert_eq!(objection.replies[0].kind, ReplyKind::Objection);
+    assert_eq!(
+        closer_dialog::knowledge_queries(
+            &config,
+            "последнее слово за партнёром",
+            Lang::Ru,
+            Some(Intent::Objection(ObjectionKind::Authority)),
+        )[0],
+        format!(
+            "последнее слово за партнёром. {}",
+            config
+                .objections
+                .iter()
+                .find(|rule| rule.kind == ObjectionKind::Authority)
+                .and_then(|rule| rule.search.as_ref())
+                .expect("search words")
+                .ru
+        ),
+        "the guide is searched with the playbook's words for the recognised kind"
+    );
+
+    let refusal = step(
+        &config,
+        DialogState::default(),
+        &meant("номер оставлять не стану", Intent::ContactRefusal),
+    );
+    assert!(refusal.state.contact_refused);
+
+    // A question nearest to `other` is a question, whatever words it shares with a pattern.
+    let question = step(
+        &config,
+        DialogState::default(),
+        &text(
+            "сколько стоит базовый тариф?",
+            Some("Базовый тариф: 990 ₽."),
+        ),
+    );
+    assert_eq!(question.replies[0].kind, ReplyKind::Answer);
+    assert!(question.state.objections.is_empty());
+}
+
+#[test]
+fn the_playbook_examples_name_known_intents_and_are_never_empty() {
+    let config = config();
+    for intent in [
+        "handoff",
+        "buying_intent",
+        "contact_refusal",
+        "price",
+        "authority",
+        "other",
+    ] {
+        let intent = Intent::parse(intent).expect("a known intent");
+        for lang in [Lang::Ru, Lang::En] {
+            assert!(
+                config
+                    .examples
+                    .iter()
+                    .any(|example| example.intent == intent && example.lang == lang),
+                "the shipped playbook has {lang:?} examples of {}",
+                intent.as_str()
+            );
+        }
+    }
+    let with =
+        |examples: &str| PLAYBOOK.replace("[examples]\n", &format!("[examples]\n{examples}\n"));
+    let unknown = DialogConfig::from_toml_str(&with("prices = { ru = [\"дорого\"] }"));
+    assert!(
+        matches!(&unknown, Err(ConfigError::UnknownIntent { key, .. }) if key == "prices"),
+        "{unknown:?}"
+    );
+    let empty = DialogConfig::from_toml_str(&PLAYBOOK.replacen("  \"дорого\",\n", "  \" \",\n", 1));
+    assert!(
+        matches!(&empty, Err(ConfigError::EmptyExample(key)) if key == "price"),
+        "{empty:?}"
+    );
+    let bad =
+        DialogConfig::from_toml_str(&PLAYBOOK.replace("min_margin = 0.03", "min_margin = 2.0"));
+    assert!(
+        matches!(bad, Err(ConfigError::BadThreshold("min_margin"))),
+        "{bad:?}"
+    );
+}
+
+#[test]
+fn a_question_only_its_meaning_takes_for_an_objection_is_declined_when_the_base_has_nothing() {
+    let config = config();
+    let question = Input {
+        meaning: Some(Intent::Objection(ObjectionKind::Trust)),
+        ..text("а страховка ответственности у вас есть?", None)
+    };
+    let turn = step(&config, DialogState::default(), &question);
+    assert_eq!(turn.replies[0].kind, ReplyKind::Declined);
+    assert_eq!(turn.state.objections, vec![ObjectionKind::Trust]);
+    // With an answer in the knowledge base, it is answered as the objection it may be.
+    let answered = step(
+        &config,
+        DialogState::default(),
+        &Input {
+            knowledge: Some(knowledge("Ответственность застрахована на 1 млн ₽.")),
+            ..question
+        },
+    );
+    assert_eq!(answered.replies[0].kind, ReplyKind::Objection);
 }

@@ -21,6 +21,8 @@
 //! - [`kb_sync`]: the stored knowledge base pushed to an AnythingLLM workspace (`closer kb sync`)
 //!   and kept there while Closer runs; a workspace not known to hold exactly the public
 //!   documents never answers a prospect.
+//! - `meaning`: the playbook's examples embedded once per model, and each message recognised
+//!   against them by meaning ([`closer_dialog::meaning`]).
 //! - [`team_questions`]: the sales team's questions, answered from every document without the
 //!   sales dialog.
 
@@ -39,6 +41,7 @@ pub mod delivery;
 pub mod drafts;
 pub mod index;
 pub mod kb_sync;
+mod meaning;
 pub mod poison;
 mod team;
 pub mod team_questions;
@@ -92,6 +95,8 @@ pub struct Engine {
     workspace_sync: Option<Arc<kb_sync::WorkspaceSync>>,
     /// Where the adapters report their connections' state, for the console's health page.
     health: closer_model::Health,
+    /// The playbook's examples embedded with the model in use: intents recognised by meaning.
+    meaning: Arc<meaning::Meaning>,
 }
 
 impl Engine {
@@ -116,6 +121,7 @@ impl Engine {
             remote_answers: None,
             workspace_sync: None,
             health: closer_model::Health::new(),
+            meaning: Arc::default(),
         }
     }
 
@@ -177,6 +183,35 @@ impl Engine {
             Ok(guard) => Arc::clone(&guard),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+
+    /// Embeds the playbook's examples with the knowledge base's model now, so that the first
+    /// message does not wait for it (a few seconds); without a model it does nothing.
+    pub async fn prepare_meaning(&self) {
+        self.meaning.index(&self.dialog, &self.knowledge()).await;
+    }
+
+    /// The intent or objection `text` expresses by its meaning, when an embedding model is in
+    /// use and the playbook has examples.
+    pub async fn recognise(&self, text: &str) -> Option<closer_dialog::Intent> {
+        self.compare_meaning(text)
+            .await
+            .and_then(|(_, recognised)| recognised)
+    }
+
+    /// How `text` compares with the playbook's examples (the nearest intent, how near, by how
+    /// much) and the intent recognised, for `closer eval` to show where a miss comes from.
+    pub async fn compare_meaning(
+        &self,
+        text: &str,
+    ) -> Option<(closer_dialog::Nearest, Option<closer_dialog::Intent>)> {
+        let knowledge = self.knowledge();
+        let index = self.meaning.index(&self.dialog, &knowledge).await?;
+        let text = text.to_owned();
+        tokio::task::spawn_blocking(move || meaning::recognise(&index, &knowledge, &text))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Replaces the knowledge base, e.g. after `kb import`.
@@ -289,11 +324,15 @@ impl Engine {
             // Slow, failed, breaker open, or not asked: the built-in retriever answers.
             _ => None,
         };
+        let meaning = match inbound.content.text() {
+            Some(text) => self.recognise(text).await,
+            None => None,
+        };
         let knowledge = match remote_knowledge {
             Some(knowledge) => knowledge,
             None => {
                 let retrieval_started = Instant::now();
-                let answer = self.built_in_answer(inbound, &state).await;
+                let answer = self.built_in_answer(inbound, &state, meaning).await;
                 if inbound.content.text().is_some() {
                     metrics::histogram!("closer_retrieval_seconds")
                         .record(retrieval_started.elapsed().as_secs_f64());
@@ -305,6 +344,7 @@ impl Engine {
             content: inbound.content.clone(),
             sender_name: inbound.sender_name.clone(),
             knowledge,
+            meaning,
         };
         let step = closer_dialog::step(&self.dialog, state, &input);
         if let Some(draft) = draft {
@@ -322,6 +362,7 @@ impl Engine {
         &self,
         inbound: &InboundMessage,
         state: &DialogState,
+        meaning: Option<closer_dialog::Intent>,
     ) -> Option<closer_model::KnowledgeAnswer> {
         let text = inbound.content.text()?;
         let lang = Lang::detect(text).unwrap_or(state.lang());
@@ -329,7 +370,7 @@ impl Engine {
         // An objection is searched with the playbook's words for it, then in the prospect's
         // own words, then with the playbook's words alone; the first query that finds a
         // good answer wins (`closer_dialog::knowledge_queries`).
-        let queries = closer_dialog::knowledge_queries(&self.dialog, text, lang);
+        let queries = closer_dialog::knowledge_queries(&self.dialog, text, lang, meaning);
         let search = move || {
             queries
                 .iter()
@@ -519,6 +560,7 @@ fn uses_knowledge(dialog: &DialogConfig, state: &DialogState, inbound: &InboundM
         content: inbound.content.clone(),
         sender_name: inbound.sender_name.clone(),
         knowledge: Some(probe),
+        meaning: None,
     };
     closer_dialog::step(dialog, state.clone(), &input)
         .replies

@@ -553,6 +553,12 @@ impl Retriever {
         Ok(self)
     }
 
+    /// The embedding of `text` as a query, from the cache the searches share (so a search of the
+    /// same text reuses it); `None` without a model.
+    pub fn query_vector(&self, text: &str) -> Option<Arc<Vec<f32>>> {
+        self.dense.as_ref().map(|dense| dense.query(text))
+    }
+
     /// The embedding model in use, if any.
     pub fn embedding_model(&self) -> Option<&Arc<Model>> {
         self.dense
