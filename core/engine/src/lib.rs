@@ -371,10 +371,19 @@ impl Engine {
         // own words, then with the playbook's words alone; the first query that finds a
         // good answer wins (`closer_dialog::knowledge_queries`).
         let queries = closer_dialog::knowledge_queries(&self.dialog, text, lang, meaning);
+        // An objection is answered from the company's objection-handling guide when it has one:
+        // its passage nearest to the objection (with the playbook's words for the kind).
+        let objection = !closer_dialog::objections(&self.dialog, text, lang, meaning).is_empty();
         let search = move || {
-            queries
-                .iter()
-                .find_map(|query| knowledge.answer(query, lang, AudienceFilter::PublicOnly))
+            objection
+                .then(|| queries.first())
+                .flatten()
+                .and_then(|query| knowledge.guide_answer(query, lang))
+                .or_else(|| {
+                    queries
+                        .iter()
+                        .find_map(|query| knowledge.answer(query, lang, AudienceFilter::PublicOnly))
+                })
         };
         if self.knowledge().embedding_model().is_none() {
             return search();

@@ -82,6 +82,9 @@ pub struct RetrieverSettings {
     /// The best unit is shown with the rest of its block (paragraph, list, FAQ answer) up to
     /// this many characters; a longer block is cut to the units nearest the best one.
     pub block_chars: usize,
+    /// The objection-handling guide: the public documents whose title or tags hold one of
+    /// these word beginnings (lower case). An objection is answered from them first.
+    pub guide_markers: Vec<String>,
 }
 
 impl Default for RetrieverSettings {
@@ -104,6 +107,7 @@ impl Default for RetrieverSettings {
             min_answer_probability: 0.3,
             fill_up_to_chars: 250,
             block_chars: 200,
+            guide_markers: vec!["возражени".to_owned(), "objection".to_owned()],
         }
     }
 }
@@ -115,11 +119,18 @@ pub enum AudienceFilter {
     PublicOnly,
     /// The sales team: internal notes too.
     All,
+    /// Prospects raising an objection: the public documents of the objection-handling guide
+    /// ([`RetrieverSettings::guide_markers`]).
+    GuideOnly,
 }
 
 impl AudienceFilter {
-    fn admits(self, audience: Audience) -> bool {
-        self == AudienceFilter::All || audience == Audience::Public
+    fn admits(self, document: &DocumentInfo) -> bool {
+        match self {
+            AudienceFilter::All => true,
+            AudienceFilter::PublicOnly => document.audience == Audience::Public,
+            AudienceFilter::GuideOnly => document.audience == Audience::Public && document.guide,
+        }
     }
 }
 
@@ -138,6 +149,19 @@ struct DocumentInfo {
     lang: Option<Lang>,
     audience: Audience,
     title_stems: HashSet<String>,
+    /// Part of the objection-handling guide.
+    guide: bool,
+}
+
+/// Whether `document` belongs to the objection-handling guide: its title or a tag holds one of
+/// `markers` (word beginnings, lower case).
+fn is_guide(document: &KnowledgeDocument, markers: &[String]) -> bool {
+    let described = format!("{} {}", document.title, document.tags.join(" "))
+        .to_lowercase()
+        .replace('ё', "е");
+    markers
+        .iter()
+        .any(|marker| !marker.is_empty() && described.contains(&marker.to_lowercase()))
 }
 
 struct IndexedChunk {
@@ -451,6 +475,7 @@ impl Retriever {
                 lang: document.lang,
                 audience: document.audience,
                 title_stems,
+                guide: is_guide(document, &settings.guide_markers),
             });
         }
         writer.commit()?;
@@ -653,6 +678,21 @@ impl Retriever {
             return None;
         }
         Some(self.compose(&scored))
+    }
+
+    /// The objection-handling guide's answer to an objection: its passage nearest to `objection`
+    /// (by meaning and words), shown whenever the knowledge base has a guide, since the guide is
+    /// written for exactly this; `None` without one.
+    pub fn guide_answer(&self, objection: &str, lang: Lang) -> Option<KnowledgeAnswer> {
+        if !self
+            .documents
+            .iter()
+            .any(|document| AudienceFilter::GuideOnly.admits(document))
+        {
+            return None;
+        }
+        let (scored, _) = self.rank(objection, lang, AudienceFilter::GuideOnly)?;
+        (!scored.is_empty()).then(|| self.compose(&scored))
     }
 
     /// What the decision to answer a question is made from, for tuning and `kb search --explain`.
@@ -915,7 +955,7 @@ impl Retriever {
             let mut order: Vec<usize> = (0..self.units.len())
                 .filter(|unit| {
                     let document = self.chunks[self.units[*unit].chunk].document;
-                    audience.admits(self.documents[document].audience)
+                    audience.admits(&self.documents[document])
                 })
                 .collect();
             order.sort_by(|left, right| similarities[*right].total_cmp(&similarities[*left]));
@@ -958,7 +998,7 @@ impl Retriever {
                 continue;
             };
             let document = &self.documents[chunk.document];
-            if !audience.admits(document.audience) {
+            if !audience.admits(document) {
                 continue;
             }
             for unit_index in chunk.units.clone() {

@@ -487,3 +487,34 @@ fn the_best_sentence_is_shown_with_the_rest_of_its_faq_answer_but_never_the_ques
     assert!(!answer.text.contains("I rent my flat"), "{}", answer.text);
     assert!(!answer.text.contains("Can you clean"), "{}", answer.text);
 }
+
+#[test]
+fn an_objection_is_answered_from_the_guide_and_only_when_there_is_one() {
+    let prices = document(
+        "prices.md",
+        "---\ntitle: Цены\n---\n# Цены\nТариф «Старт» стоит 990 ₽ в месяц. Тариф «Бизнес» дешевле на год вперёд: 9 900 ₽.",
+    );
+    let guide = document(
+        "guide.md",
+        "---\ntitle: Памятка менеджеру\ntags: [продажи, возражения]\n---\n# «Дорого»\nСравните с часами, которые уходят на ручную работу: тариф окупается за два месяца.\n\n# «Уже работаем с другими»\nПеренесём ваши данные бесплатно за один день.",
+    );
+    let internal_guide = document(
+        "internal-guide.md",
+        "---\ntitle: Возражения (внутреннее)\naudience: internal\n---\n# Дорого\nМожно дать скидку 15%.",
+    );
+    let retriever = Retriever::build(
+        &[prices.clone(), guide, internal_guide.clone()],
+        &RetrieverSettings::default(),
+    )
+    .expect("an in-memory index");
+    let answer = retriever
+        .guide_answer("дороговато для нас. дорого, цена", Lang::Ru)
+        .expect("the guide answers");
+    assert!(answer.text.contains("окупается"), "{}", answer.text);
+    assert_eq!(answer.citations[0].source, "guide.md");
+
+    // No public guide: nothing, and the usual search answers instead.
+    let without = Retriever::build(&[prices, internal_guide], &RetrieverSettings::default())
+        .expect("an in-memory index");
+    assert!(without.guide_answer("дорого, цена", Lang::Ru).is_none());
+}
