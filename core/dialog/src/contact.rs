@@ -63,10 +63,13 @@ static CONTACT_LABELS: LazyLock<Regex> = LazyLock::new(|| {
 /// A capitalised word: a name, a surname or a word of a company's name.
 const CAPITALISED_WORD: &str = r"\p{Lu}[\p{L}'’\-]*";
 
-/// "меня зовут Алексей Гришин", "I'm John Miller": a marker that the next words are a name.
+/// Markers before a name. The strong ones ("меня зовут", "my name is", "контактное лицо")
+/// are followed by a name whatever the word; introductions ("I'm", "я —") by a name when they
+/// open a clause; the rest ("this is", "ask for", "запишите на") only by a known first name,
+/// or by two name-like words in a message with a phone or an address.
 static NAME_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"(?i:\b(?:меня\s+зовут|зовут\s+меня|мо[её]\s+имя|имя|my\s+name\s+is|name\s+is|i\s+am|i['’]m|this\s+is|it['’]s|это|я|с\s+вами|на\s+связи)\s*[:\-—]?\s+)(?P<name>{w}(?:\s+{w})?)",
+        r"(?P<marker>(?i:\b(?:меня\s+зовут|зовут\s+меня|мо[её]\s+имя|имя|my\s+name\s+is|my\s+name['’]s|name\s+is|name['’]s|i\s+am|i['’]?m|this\s+is|it['’]s|here['’]s|это|я|с\s+вами|на\s+связи|контактное\s+лицо|контакт(?:\s+для\s+связи)?|contact(?:\s+person)?|ask\s+for|speak\s+(?:to|with)|talk\s+to|ring|call(?:\s+me)?|зовите\s+меня|спросит[еь]|попросит[еь]|позовите|запиш(?:ите|и)\s+на|записать\s+на|оформ(?:ите|ляйте)\s+на|на\s+имя)\s*[:\-—–]?\s+))(?P<name>{w}(?:\s+{w}){{0,2}})",
         w = CAPITALISED_WORD
     ))
     .expect("the name marker pattern is valid")
@@ -76,29 +79,90 @@ static NAME_MARKER: LazyLock<Regex> = LazyLock::new(|| {
 /// clause, the capitalised word after one is their name even when it is no common first name
 /// ("I'm Aigerim"), unless it is a common word ("I'm Interested").
 static INTRODUCTION_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^\s*(?:i\s+am|i['’]m|я\s*[:\-—])")
+    Regex::new(r"(?i)^\s*(?:i\s+am|i['’]?m|я\s*[:\-—])")
         .expect("the introduction marker pattern is valid")
 });
 
 /// Markers after which the words are certainly a name, even a single unknown word.
 static STRONG_NAME_MARKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(?:меня\s+зовут|зовут\s+меня|мо[её]\s+имя|my\s+name\s+is|name\s+is)")
+    Regex::new(r"(?i)(?:меня\s+зовут|зовут\s+меня|мо[её]\s+имя|my\s+name|name\s+is|name['’]s|контактное\s+лицо|contact\s+person)")
         .expect("the strong name marker pattern is valid")
 });
 
-/// "компания Лайтлаб", "ООО «Ромашка»", "from Acme", "at Acme Inc".
+/// Markers after a name: «Светлана меня зовут», «меня Алина зовут», "Kate here",
+/// "Dale speaking". Only «зовут» makes any word a name; the others need a known first name.
+static NAME_BEFORE_MARKER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?:(?i:меня)\s+)?(?P<name>{w}(?:\s+{w}){{0,2}})\s*[,—–\-]?\s+(?P<marker>(?i:меня\s+зовут|зовут|это\s+я|here|speaking|на\s+связи))(?:\P{{L}}|$)",
+        w = CAPITALISED_WORD
+    ))
+    .expect("the name-before-marker pattern is valid")
+});
+
+/// "Priya from Cedar Lane", «Ольга из «Ромашки»»: a known first name opening a clause, then
+/// where the person works.
+static NAME_BEFORE_COMPANY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?P<name>{w}(?:\s+{w})?)\s+(?i:from|из|with|at)\s+[«"“„]?\p{{Lu}}"#,
+        w = CAPITALISED_WORD
+    ))
+    .expect("the name-before-company pattern is valid")
+});
+
+/// Words a clause may open with before an introduction: "hi im Tomasz", "Ок, я — Айгерим".
+static LEADING_GREETING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(?:\b(?:hi|hey|hello|hiya|yo|so|ok|okay|well|and|also|sure|yes|oh|ah|привет|здравствуйте|добрый\s+день|доброе\s+утро|добрый\s+вечер|good\s+(?:morning|afternoon|evening)|ок|да|и|ну|так|ой|кстати|поправка)\s*[,!.:]?\s*)+$")
+        .expect("the leading greeting pattern is valid")
+});
+
+/// "компания Лайтлаб", "ООО «Ромашка»", "ИП Смирнов".
 static COMPANY_MARKER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"(?:(?i:\b(?:компани[яиюей]|фирм[аыуе]|организаци[яиюей]|company|firm)\s*[:\-—]?\s+)|\b(?:ООО|ОАО|ЗАО|ПАО|АО|ИП|LLC|Ltd)\s+)(?:[«"“„'](?P<quoted>[^»"”“'\n]{{1,60}})[»"”“']|(?P<plain>{w}(?:\s+{w}){{0,2}})(?P<tail>\s+\p{{Ll}}+\s*(?:[,.;!?)]|$))?)"#,
+        r#"(?:(?i:\b(?:компани[яиюей]|фирм[аыуе]|организаци[яиюей]|company|firm)\s*[:\-—]?\s+)|\b(?P<form>ООО|ОАО|ЗАО|ПАО|АО|ИП|ТОО|НКО|АНО)\s+)(?:[«"“„'](?P<quoted>[^«»"”“„'\n]{{1,60}})[»"”“']|(?P<plain>{w}(?:\s+{w}){{0,2}})(?P<tail>\s+\p{{Ll}}+\s*(?:[,.;!?)]|$))?)"#,
         w = CAPITALISED_WORD
     ))
     .expect("the company marker pattern is valid")
 });
 
-/// "from Acme", "at Acme Inc": only trusted in a message that carries contact details.
+/// "Pixelforge LLC", "Brightline Inc.": a name followed by a legal form written after it.
+static COMPANY_WITH_TRAILING_FORM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?P<plain>{w}(?:\s+{w}){{0,2}}),?\s+(?:LLC|L\.L\.C\.|Inc|Ltd|Limited|GmbH|Corp|LLP|PLC|Pty|AG)\b\.?",
+        w = CAPITALISED_WORD
+    ))
+    .expect("the trailing legal form pattern is valid")
+});
+
+/// Kinds of business, in any case ending: the noun before a business's name.
+const BUSINESS_KIND: &str = r"салон\p{L}*|студи\p{L}*|клиник\p{L}*|сет[ьи]|магазин\p{L}*|интернет-магазин\p{L}*|ресторан\p{L}*|кафе|агентств\p{L}*|бюро|фабрик\p{L}*|завод\p{L}*|ателье|школ\p{L}*|аптек\p{L}*|отел[ьяюе]\p{L}*|гостиниц\p{L}*|мастерск\p{L}*|барбершоп\p{L}*|пекарн\p{L}*|кофейн\p{L}*|центр\p{L}*|фирм\p{L}*|бренд\p{L}*|питомник\p{L}*|ферм[аыуе]|компани\p{L}*|организаци\p{L}*|предприяти\p{L}*|типографи\p{L}*|клуб\p{L}*|пиццери\p{L}*|кондитерск\p{L}*|производств\p{L}*|кооператив\p{L}*|издательств\p{L}*|торгов\p{L}*\s+дом\p{L}*|chain|shop|store|salon|studio|clinic|cafe|bakery|restaurant|agency|company|firm|brand|club|gym|kennel|cattery|nursery|boutique";
+
+/// A quoted name after a kind of business or after "мы —" / "я из": «сеть кофеен «Зерно»»,
+/// «Питомник мейн-кунов «Северная Звезда»», «мы — «Зерно»». Quotes around a capitalised name
+/// in such a place are a business's name whatever else the message says.
+static QUOTED_COMPANY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r#"(?i:\b(?:{kind})|\bмы|\b(?:я|мы)\s+из|\bfrom|\bat|\bwith)(?:\s+\p{{Ll}}[\p{{Ll}}\-]*){{0,3}}\s*[—–\-:,]?\s*[«"“„](?P<quoted>[^«»"“”„\n]{{1,60}})[»"”“]"#,
+        kind = BUSINESS_KIND
+    ))
+    .expect("the quoted company pattern is valid")
+});
+
+/// "I'm with Baltic Timber", "I work at Lumen Dental": where the prospect works. "We're
+/// with HubSpot" and «работаем в Excel» name a tool they use, so they are left out.
+static COMPANY_FRAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?i:\b(?:i\s+am|i['’]?m)\s+(?:with|at)|\b(?:i|we)\s+work\s+(?:at|for)|\bi['’]?m\s+working\s+(?:at|for))\s+(?:(?i:the)\s+)?(?P<plain>{w}(?:\s+{w}){{0,2}})",
+        w = CAPITALISED_WORD
+    ))
+    .expect("the company frame pattern is valid")
+});
+
+/// "from Acme", "at Acme Inc", "for Millbrook Foods": "from" and "at" are trusted in a
+/// message that carries contact details or a name; any of them before words that end like a
+/// company ("Foods", "LLC") is trusted always.
 static COMPANY_PREPOSITION: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r"\b(?i:from|at)\s+(?P<plain>{w}(?:\s+{w}){{0,2}}(?:\s+(?:Inc|LLC|Ltd|GmbH|Co)\.?)?)",
+        r"\b(?P<preposition>(?i:from|at|for|with))\s+(?:(?i:the)\s+)?(?P<plain>{w}(?:\s+{w}){{0,2}}(?:\s+(?:Inc|LLC|Ltd|GmbH|Co)\.?)?)",
         w = CAPITALISED_WORD
     ))
     .expect("the company preposition pattern is valid")
@@ -108,105 +172,45 @@ static COMPANY_PREPOSITION: LazyLock<Regex> = LazyLock::new(|| {
 /// message that carries contact details, where it names the prospect's own business.
 static BUSINESS_NOUN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
-        r#"\b(?i:салон\w*|студи[яиюей]|клиник\w*|сеть|сети|магазин\w*|ресторан\w*|кафе|агентств\w*|бюро|фабрик\w*|завод\w*|ателье|школ\w*|аптек\w*|отел\w*|гостиниц\w*|мастерск\w*|барбершоп\w*|пекарн\w*|кофейн\w*|центр\w*|фирм\w*|бренд\w*|интернет-магазин\w*|магазин\w*|торговый\s+дом)\s+(?P<plain>[«"“]?{w}(?:\s+{w}){{0,2}}[»"”]?)"#,
+        r#"\b(?i:салон\w*|студи[яиюей]|клиник\w*|сеть|сети|магазин\w*|ресторан\w*|кафе|агентств\w*|бюро|фабрик\w*|завод\w*|ателье|школ\w*|аптек\w*|отел\w*|гостиниц\w*|мастерск\w*|барбершоп\w*|пекарн\w*|кофейн\w*|центр\w*|фирм\w*|бренд\w*|питомник\w*|интернет-магазин\w*|магазин\w*|торговый\s+дом)\s+(?P<plain>[«"“„]?{w}(?:\s+{w}){{0,2}}[»"”“]?)"#,
         w = CAPITALISED_WORD
     ))
     .expect("the business noun pattern is valid")
 });
 
+/// "a chain of fitness clubs, Pulse Athletic", "a bakery called Sunny Crumbs": an English
+/// kind of business, then its name after a comma or "called".
+static ENGLISH_BUSINESS_NOUN: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(
+        r"(?:\b(?i:chain|network|group|family)\s+(?i:of)(?:\s+\p{{Ll}}[\p{{Ll}}\-]*){{1,3}}|\b(?i:salon|clinic|store|shop|studio|agency|restaurant|cafe|café|bakery|gym|club|boutique|hotel|pharmacy|brand|business|company|firm|practice|startup|franchise)s?)(?:\s*,\s*|\s+(?i:called|named)\s+)(?P<plain>{w}(?:\s+{w}){{0,2}})",
+        w = CAPITALISED_WORD
+    ))
+    .expect("the English business noun pattern is valid")
+});
+
 /// Text that separates the parts of a contact message: "Марина Белова, компания Лайтлаб".
 static SEGMENT_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"[,;:\n()!?«»]|[.…](?:\s|$)|\s[—–\-]\s|—|–")
+    Regex::new(r"[,;:\n()!?«»|•·]|[.…](?:\s|$)|\s[—–\-]\s|—|–")
         .expect("the separator pattern is valid")
 });
 
-/// Common first names, in lower case, to tell "Сергей" from "Оформим" when a message has a
-/// single capitalised word next to a phone. Surnames are recognised by their endings instead.
-#[rustfmt::skip]
-const FIRST_NAMES: &[&str] = &[
-    // Russian, with the usual short forms.
-    "александр", "александра", "алексей", "алекс", "алена", "алина", "алиса", "алла", "альберт",
-    "анастасия", "анатолий", "андрей", "анна", "антон", "аркадий", "арсений", "артем", "артур",
-    "борис", "вадим", "валентин", "валентина", "валерий", "валерия", "варвара", "василий", "вера",
-    "вероника", "виктор", "виктория", "виталий", "владимир", "владислав", "влад", "вячеслав",
-    "галина", "геннадий", "георгий", "герман", "глеб", "григорий", "даниил", "данил", "дарья",
-    "даша", "денис", "диана", "дима", "дмитрий", "евгений", "евгения", "егор", "екатерина",
-    "катя", "елена", "лена", "елизавета", "жанна", "захар", "зинаида", "зоя", "иван", "игорь",
-    "илья", "инна", "ирина", "ира", "кирилл", "клавдия", "константин", "кристина", "ксения",
-    "лариса", "леонид", "лев", "лидия", "любовь", "людмила", "маргарита", "марина", "мария",
-    "маша", "марк", "матвей", "максим", "михаил", "миша", "надежда", "наталья", "наталия",
-    "наташа", "никита", "николай", "нина", "оксана", "олег", "ольга", "оля", "павел", "паша",
-    "петр", "полина", "роман", "рома", "руслан", "светлана", "света", "святослав", "семен",
-    "сергей", "серега", "снежана", "софия", "софья", "станислав", "степан", "тамара", "татьяна",
-    "таня", "тимофей", "тимур", "ульяна", "федор", "филипп", "эдуард", "элина", "эльвира", "юлия",
-    "юля", "юрий", "яна", "ярослав", "ян", "айгуль", "азат", "айдар", "ринат", "рустам", "камила",
-    "карина", "милана", "алсу", "гульнара", "динара", "зарина", "ильдар", "марат", "рамиль",
-    "фарид", "эмиль", "саша", "женя", "леша", "вова", "коля", "костя", "петя", "толя", "юра",
-    "валя", "галя", "нина", "люба", "надя",
-    // English and other Latin-script names.
-    "aaron", "adam", "alan", "albert", "alex", "alexander", "alexandra", "alice", "alicia",
-    "amanda", "amelia", "amy", "andrew", "andy", "angela", "anna", "anne", "anthony", "ben",
-    "benjamin", "bob", "brian", "carl", "carlos", "caroline", "charles", "charlie", "chris",
-    "christian", "christopher", "claire", "daniel", "dan", "david", "diana", "dmitry", "elena",
-    "elizabeth", "ella", "emily", "emma", "eric", "eva", "frank", "george", "grace", "hannah",
-    "harry", "helen", "henry", "ian", "igor", "irina", "isabella", "ivan", "jack", "jacob",
-    "james", "jane", "jason", "jennifer", "jessica", "jim", "joe", "john", "jonathan", "joseph",
-    "julia", "kate", "katherine", "kevin", "laura", "linda", "lisa", "lucy", "maria", "mark",
-    "martin", "mary", "matthew", "max", "maxim", "michael", "mike", "natalia", "nick", "nicholas",
-    "nina", "oliver", "olga", "paul", "peter", "priya", "rachel", "richard", "robert", "rahul",
-    "ryan", "sam", "samuel", "sarah", "sergey", "sofia", "sophia", "steve", "steven", "susan",
-    "thomas", "tom", "victor", "victoria", "william", "yuri", "anton", "pavel", "roman", "oleg",
-    "ksenia", "tatiana", "svetlana", "marina", "andrey", "alexey", "mikhail", "nikolay",
-    "vladimir", "denis", "artem", "kirill", "ekaterina", "anastasia", "wei", "li", "mohammed",
-    "ahmed", "ali", "omar", "fatima", "hans", "pierre", "marco", "luca", "giulia", "juan", "jose",
-    "ana", "lucas", "noah", "liam", "ethan", "mia", "zoe",
-];
+/// A line that closes a letter; the lines after it are the signature. What follows the
+/// closing on its own line ("Thanks, Amelia") is the signature's first line.
+static CLOSING: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^\s*(?:с\s+уважением|с\s+наилучшими\s+пожеланиями|всего\s+(?:доброго|хорошего)|заранее\s+спасибо|спасибо|благодарю|best\s+regards|kind\s+regards|warm\s+regards|warmest\s+regards|best\s+wishes|regards|best|thanks|many\s+thanks|thanks\s+again|thank\s+you|cheers|sincerely|yours\s+sincerely|yours\s+truly|yours|--+|—|–)\s*[,.!]*\s*(?P<rest>[^,.!].*)?$")
+        .expect("the closing pattern is valid")
+});
 
-/// Russian surname endings: "Гришин", "Белова", "Ковалёва", "Соколов", "Волков".
-#[rustfmt::skip]
-const SURNAME_ENDINGS: &[&str] = &[
-    "ов", "ев", "ёв", "ин", "ын", "ова", "ева", "ёва", "ина", "ына", "ский", "ская", "цкий",
-    "цкая", "ой", "ич", "енко", "ко", "ук", "юк", "ян", "дзе", "швили", "ых", "их",
-    // The same surnames written in Latin letters: "Sadykov", "Ivanova", "Kowalsky".
-    "ov", "ev", "ova", "eva", "in", "ina", "sky", "skiy", "skaya", "enko", "yan", "dze",
-    "shvili", "uly", "kyzy",
-];
+/// What separates the parts of a signature line: "Office manager, Maison Verte LLC",
+/// "AP Manager | Brightwater Inc.", "Head of Operations at Northgate".
+static SIGNATURE_PART_SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"[,;|•·/]|\s[—–\-]\s|\s(?:at|@|в)\s")
+        .expect("the signature separator pattern is valid")
+});
 
-/// Words that start a sentence or label a field: never a name or a company on their own.
-#[rustfmt::skip]
-const NOT_NAMES: &[&str] = &[
-    "да", "нет", "ок", "окей", "ладно", "хорошо", "спасибо", "давайте", "пришлите", "присылайте",
-    "запишите", "записывайте", "оформим", "оформляем", "понял", "поняла", "понятно", "если",
-    "что", "привет", "здравствуйте", "добрый", "интересно", "отлично", "супер", "ну", "вот",
-    "контакт", "контакты", "звоните", "пишите", "перезвоните", "жду", "мой", "моя", "мои", "наш",
-    "наша", "компания", "директор", "менеджер", "руководитель", "склад", "спс", "ой", "стоп",
-    "правильный", "верный", "убедили", "договорились", "можно", "нужно", "нужен", "нужна",
-    "отправьте", "скиньте", "звонить", "после", "сегодня", "завтра", "извините", "hi", "hello",
-    "hey", "ok", "okay", "fine", "great", "thanks", "thank", "sorry", "please", "yes", "no",
-    "alright", "cool", "sure", "call", "send", "my", "our", "we", "the", "contact", "typo",
-    "email", "phone", "tel", "mail", "number", "perfect", "good", "excellent", "deal", "sounds",
-    "let", "lets", "let's", "regards", "best", "cheers", "ceo", "cfo", "manager", "director",
-    "tomorrow", "today", "also", "and", "but", "or", "i", "i'm", "it", "this",
-    // Words that follow "I'm" capitalised without being a name.
-    "interested", "looking", "just", "not", "here", "new", "glad", "happy", "from", "in", "at",
-    "with", "the", "a", "an", "head", "owner", "founder", "responsible", "calling", "writing",
-    "still", "back", "done", "afraid", "wondering", "thinking", "trying", "going", "planning",
-    "тут", "здесь", "рад", "рада", "из", "не", "владелец", "владелица", "основатель",
-    "основательница", "руководитель", "администратор", "админ",
-];
+mod words;
 
-/// Words that mark a company rather than a person: "Balt Logistics", "HomeGoods Market".
-#[rustfmt::skip]
-const COMPANY_WORDS: &[&str] = &[
-    "logistics", "market", "foods", "food", "group", "trade", "trading", "inc", "llc", "ltd",
-    "company", "shop", "store", "systems", "solutions", "service", "services", "holding",
-    "логистик", "логистика", "групп", "трейд", "маркет", "сервис", "холдинг", "торг", "строй",
-    // Kinds of organisation: "Steppe University", "BrightMind Academy", "Школа Рисования".
-    "university", "academy", "school", "college", "institute", "studio", "agency", "bank",
-    "center", "centre", "clinic", "lab", "labs", "consulting", "partners", "media", "corp",
-    "foundation", "университет", "академия", "школа", "институт", "колледж", "фонд", "центр",
-    "студия", "клиника", "агентство", "лаборатория", "банк",
-];
+use words::{COMPANY_WORDS, FIRST_NAMES, JOB_TITLE_WORDS, LEGAL_FORMS, NOT_NAMES, SURNAME_ENDINGS};
 
 fn lower(word: &str) -> String {
     word.to_lowercase().replace('ё', "е")
@@ -216,8 +220,69 @@ fn is_capitalised(word: &str) -> bool {
     word.chars().next().is_some_and(char::is_uppercase)
 }
 
+fn title(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
 fn is_first_name(word: &str) -> bool {
     FIRST_NAMES.contains(&lower(word).as_str())
+}
+
+/// The nominative of an inflected Russian first name: "Ивана" → "Иван", "Ольгу" → "Ольга",
+/// "Сергея" → "Сергей", "Павла" → "Павел". `None` for a word that is already nominative or
+/// that is no known name in any case.
+fn nominative_first_name(word: &str) -> Option<String> {
+    const ENDINGS: &[(&str, &[&str])] = &[
+        ("ией", &["ия"]),
+        ("ию", &["ия"]),
+        ("ии", &["ия"]),
+        ("ой", &["а"]),
+        ("ей", &["я", "ь"]),
+        ("ом", &[""]),
+        ("ем", &["й", "ь"]),
+        ("ю", &["я", "ь", "й"]),
+        ("у", &["а", ""]),
+        ("ы", &["а"]),
+        ("и", &["а", "я", "ь"]),
+        ("е", &["а", "я", ""]),
+        ("а", &["", "ь"]),
+        ("я", &["й", "ь"]),
+    ];
+    let lowered = lower(word);
+    if FIRST_NAMES.contains(&lowered.as_str())
+        || !lowered.chars().all(|ch| ('а'..='я').contains(&ch))
+    {
+        return None;
+    }
+    for (ending, replacements) in ENDINGS {
+        let Some(stem) = lowered.strip_suffix(ending) else {
+            continue;
+        };
+        if stem.chars().count() < 2 {
+            continue;
+        }
+        for replacement in *replacements {
+            let candidate = format!("{stem}{replacement}");
+            if FIRST_NAMES.contains(&candidate.as_str()) {
+                return Some(title(&candidate));
+            }
+            // A vowel that drops out when the name is inflected: "Павла" → "Павел",
+            // "Льва" → "Лев".
+            let mut letters: Vec<char> = stem.chars().collect();
+            if let Some(last) = letters.pop() {
+                let candidate: String =
+                    letters.iter().chain(['е', last].iter()).collect::<String>() + replacement;
+                if FIRST_NAMES.contains(&candidate.as_str()) {
+                    return Some(title(&candidate));
+                }
+            }
+        }
+    }
+    None
 }
 
 fn looks_like_surname(word: &str) -> bool {
@@ -237,8 +302,22 @@ fn is_patronymic(word: &str) -> bool {
         && word.chars().count() >= 6
 }
 
+fn bare(word: &str) -> String {
+    lower(word)
+        .trim_matches(|ch: char| !ch.is_alphanumeric())
+        .to_owned()
+}
+
 fn is_not_name(word: &str) -> bool {
-    NOT_NAMES.contains(&lower(word).trim_matches(|ch: char| !ch.is_alphanumeric()))
+    NOT_NAMES.contains(&bare(word).as_str())
+}
+
+fn is_job_title_word(word: &str) -> bool {
+    JOB_TITLE_WORDS.contains(&bare(word).as_str())
+}
+
+fn is_legal_form(word: &str) -> bool {
+    LEGAL_FORMS.contains(&bare(word).as_str())
 }
 
 /// A capitalised word that may be a name nobody listed ("Aigerim", "Daniyar"): letters only,
@@ -253,44 +332,325 @@ fn looks_like_unlisted_name(word: &str) -> bool {
         && !word.chars().skip(1).any(char::is_uppercase)
         && !is_not_name(word)
         && !is_company_word(word)
+        && !is_job_title_word(word)
 }
 
-/// Whether `position` of `text` starts a clause: nothing but punctuation before it.
+/// A word that may stand in a name: capitalised letters, not a common word, a kind of
+/// company, a job title or a legal form.
+fn is_name_word(word: &str) -> bool {
+    is_capitalised(word)
+        && word.chars().filter(|ch| ch.is_alphabetic()).count() >= 2
+        && word
+            .chars()
+            .all(|ch| ch.is_alphabetic() || matches!(ch, '-' | '\'' | '’'))
+        && !is_not_name(word)
+        && !is_company_word(word)
+        && !is_job_title_word(word)
+        && !is_legal_form(word)
+}
+
+/// A name read at the start of some words.
+#[derive(Debug, PartialEq)]
+struct NameReading {
+    /// The name to keep: as written, or the nominative first name alone when the message
+    /// only gives inflected forms ("запишите на Петрова Ивана" → "Иван").
+    name: String,
+    /// How many of the words the name took.
+    words: usize,
+    /// Whether a known first name is in it; an unknown word needs a strong marker.
+    known: bool,
+}
+
+/// Reads a name at the start of `words`: a first name with the surname or patronymic next to
+/// it in either order, an inflected first name, or name-like words nobody listed.
+fn read_name(words: &[&str]) -> Option<NameReading> {
+    let name_word = |index: usize| words.get(index).copied().filter(|word| is_name_word(word));
+    let first = name_word(0)?;
+    let second = name_word(1);
+    let third = name_word(2);
+    let kept = |taken: &[&str], known: bool| NameReading {
+        name: clean(&taken.join(" ")),
+        words: taken.len(),
+        known,
+    };
+    if is_first_name(first) {
+        // "Jonas Berg", "Светлана Игоревна", "Светлана Игоревна Котова".
+        let mut taken = vec![first];
+        if let Some(second) = second {
+            taken.push(second);
+            if is_patronymic(second) {
+                if let Some(third) = third.filter(|word| !is_first_name(word)) {
+                    taken.push(third);
+                }
+            }
+        }
+        return Some(kept(&taken, true));
+    }
+    if let Some(nominative) = nominative_first_name(first) {
+        let surname = second.is_some_and(|word| !is_first_name(word));
+        return Some(NameReading {
+            name: nominative,
+            words: 1 + usize::from(surname),
+            known: true,
+        });
+    }
+    if let Some(second) = second {
+        // "Петров Иван", "Петров Иван Сергеевич".
+        if is_first_name(second) {
+            let mut taken = vec![first, second];
+            if let Some(third) = third.filter(|word| is_patronymic(word)) {
+                taken.push(third);
+            }
+            return Some(kept(&taken, true));
+        }
+        // "Петрова Ивана", "Смирнову Анну": the first name alone, in the nominative.
+        if let Some(nominative) = nominative_first_name(second) {
+            let patronymic = third.is_some_and(is_patronymic);
+            return Some(NameReading {
+                name: nominative,
+                words: 2 + usize::from(patronymic),
+                known: true,
+            });
+        }
+    }
+    if looks_like_unlisted_name(first) {
+        let mut taken = vec![first];
+        if let Some(second) = second.filter(|word| looks_like_unlisted_name(word)) {
+            taken.push(second);
+        }
+        return Some(kept(&taken, false));
+    }
+    None
+}
+
+/// Reads a name that ends the words: «Здравствуйте Светлана» → "Светлана".
+fn read_name_at_end(words: &[&str]) -> Option<NameReading> {
+    (0..words.len()).find_map(|start| {
+        read_name(&words[start..]).filter(|reading| reading.words == words.len() - start)
+    })
+}
+
+/// Whether `position` of `text` starts a clause: nothing but punctuation before it, or a
+/// greeting ("hi im Tomasz").
 fn starts_clause(text: &str, position: usize) -> bool {
-    text.get(..position)
-        .unwrap_or_default()
-        .trim_end()
-        .chars()
-        .last()
-        .is_none_or(|ch| {
-            matches!(
-                ch,
-                '.' | ',' | '!' | '?' | ';' | ':' | '\n' | '(' | '—' | '–' | '-'
-            )
-        })
+    let before = text.get(..position).unwrap_or_default();
+    let before = LEADING_GREETING
+        .find(before)
+        .map_or(before, |greeting| &before[..greeting.start()]);
+    before.trim_end().chars().last().is_none_or(|ch| {
+        matches!(
+            ch,
+            '.' | ',' | '!' | '?' | ';' | ':' | '\n' | '(' | '—' | '–' | '-'
+        )
+    })
 }
 
 fn is_company_word(word: &str) -> bool {
-    let word = lower(word);
-    COMPANY_WORDS.iter().any(|company| word == *company)
+    COMPANY_WORDS.contains(&bare(word).as_str())
 }
 
 fn clean(value: &str) -> String {
     value
         .trim_matches(|ch: char| {
-            ch.is_whitespace() || matches!(ch, '«' | '»' | '"' | '“' | '”' | '„' | '\'' | '.' | ',')
+            ch.is_whitespace()
+                || matches!(
+                    ch,
+                    '«' | '»' | '"' | '“' | '”' | '„' | '\'' | '‘' | '’' | '.' | ','
+                )
         })
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")
 }
 
+/// A company's name as the team wants it: without quotes and legal forms ("ООО «Вектор»" →
+/// "Вектор", "Pixelforge LLC" → "Pixelforge"); `None` when nothing of a name is left, or
+/// when it is a job title ("Office manager"), a city or a common word.
+fn tidy_company(value: &str) -> Option<String> {
+    let cleaned = clean(value);
+    let mut words: Vec<&str> = cleaned.split_whitespace().collect();
+    while words.len() > 1 && words.first().is_some_and(|word| is_legal_form(word)) {
+        words.remove(0);
+    }
+    while words.len() > 1 && words.last().is_some_and(|word| is_legal_form(word)) {
+        words.pop();
+    }
+    let company = clean(&words.join(" "));
+    let words: Vec<&str> = company.split_whitespace().collect();
+    let first = words.first()?;
+    let a_role = words.iter().any(|word| is_job_title_word(word))
+        && !words.iter().any(|word| is_company_word(word));
+    if !first.chars().next().is_some_and(char::is_alphanumeric)
+        || a_role
+        || is_not_name(&company)
+        || (words.len() == 1 && (is_legal_form(first) || is_not_name(first)))
+    {
+        return None;
+    }
+    Some(company)
+}
+
+/// A name and a company read from the signature at the end of a message: the lines after a
+/// closing ("С уважением,", "Best regards,", "--"), or the last short lines of a message of
+/// several lines. The first line that is a name gives the name; the first part of a later
+/// line that is neither a job title nor a contact gives the company.
+#[derive(Debug, Default, PartialEq)]
+struct Signature {
+    name: Option<String>,
+    company: Option<String>,
+}
+
+fn read_signature(blanked: &str) -> Option<Signature> {
+    let lines: Vec<&str> = blanked.lines().map(str::trim).collect();
+    let has_letters = |line: &&str| line.chars().any(char::is_alphabetic);
+    let closing = lines.iter().rposition(|line| CLOSING.is_match(line));
+    let (block, after_closing): (Vec<&str>, bool) = match closing {
+        Some(index) => {
+            let rest = CLOSING
+                .captures(lines[index])
+                .and_then(|captures| captures.name("rest"))
+                .map(|rest| rest.as_str());
+            let block = rest
+                .into_iter()
+                .chain(lines[index + 1..].iter().copied())
+                .filter(has_letters)
+                .collect();
+            (block, true)
+        }
+        None => {
+            if lines.iter().filter(|line| has_letters(line)).count() < 2 {
+                return None;
+            }
+            let is_short = |line: &&str| {
+                line.split_whitespace().count() <= 6
+                    && line.chars().count() <= 60
+                    && !line.ends_with('?')
+            };
+            let start = lines
+                .iter()
+                .rposition(|line| !is_short(line))
+                .map_or(0, |index| index + 1);
+            (
+                lines[start..].iter().copied().filter(has_letters).collect(),
+                false,
+            )
+        }
+    };
+    let (name_index, name, rest_of_line) = block.iter().enumerate().find_map(|(index, line)| {
+        let mut parts = SIGNATURE_PART_SEPARATOR.split(line).map(clean);
+        let first = parts.next()?;
+        let words: Vec<&str> = first.split_whitespace().collect();
+        let reading = read_name(&words).filter(|reading| reading.words == words.len())?;
+        let plausible = reading.known || (after_closing && words.len() <= 3);
+        plausible.then(|| (index, reading.name, parts.collect::<Vec<_>>()))
+    })?;
+    let later_parts = block[name_index + 1..]
+        .iter()
+        .flat_map(|line| SIGNATURE_PART_SEPARATOR.split(line).map(clean));
+    let company = rest_of_line
+        .into_iter()
+        .chain(later_parts)
+        .filter(|part| part.split_whitespace().count() <= 5)
+        .filter(|part| !CONTACT_LABELS.is_match(part))
+        .filter(|part| part.chars().next().is_some_and(char::is_uppercase))
+        .find_map(|part| tidy_company(&part));
+    Some(Signature {
+        name: Some(name),
+        company,
+    })
+}
+
+/// A name found by a marker, with how sure the marker makes it.
+struct NameCandidate {
+    /// 3: a strong marker; 2: a known first name or an introduction; 1: name-like words
+    /// after a weak marker in a message with contact details.
+    strength: u8,
+    position: usize,
+    name: String,
+}
+
+/// Names after a marker ("меня зовут Алина", "ask for Dale") and before one ("Светлана меня
+/// зовут", "Kate here", "Priya from Cedar Lane").
+fn names_by_markers(blanked: &str, carries_contact: bool) -> Vec<NameCandidate> {
+    let mut candidates = Vec::new();
+    for captures in NAME_MARKER.captures_iter(blanked) {
+        let (Some(marker), Some(name)) = (captures.name("marker"), captures.name("name")) else {
+            continue;
+        };
+        let words: Vec<&str> = name.as_str().split_whitespace().collect();
+        let Some(reading) = read_name(&words) else {
+            continue;
+        };
+        let strong = STRONG_NAME_MARKER.is_match(marker.as_str());
+        // "I'm Aigerim", "ok. This is Kofi, kofi@…": at the start of a clause, an introduction
+        // (or any marker, in a message with contact details) names the prospect whatever the
+        // name is; elsewhere ("this is Moodle") only a known first name counts.
+        let opens_clause = starts_clause(blanked, marker.start());
+        let introduces = INTRODUCTION_MARKER.is_match(marker.as_str());
+        let strength = if strong {
+            3
+        } else if reading.known || (opens_clause && (introduces || carries_contact)) {
+            2
+        } else if reading.words >= 2 && carries_contact {
+            1
+        } else {
+            continue;
+        };
+        candidates.push(NameCandidate {
+            strength,
+            position: marker.start(),
+            name: reading.name,
+        });
+    }
+    for captures in NAME_BEFORE_MARKER.captures_iter(blanked) {
+        let (Some(marker), Some(name)) = (captures.name("marker"), captures.name("name")) else {
+            continue;
+        };
+        let words: Vec<&str> = name.as_str().split_whitespace().collect();
+        let Some(reading) = read_name_at_end(&words) else {
+            continue;
+        };
+        let strong = lower(marker.as_str()).contains("зовут");
+        let strength = if strong {
+            3
+        } else if reading.known && starts_clause(blanked, name.start()) {
+            2
+        } else {
+            continue;
+        };
+        candidates.push(NameCandidate {
+            strength,
+            position: name.start(),
+            name: reading.name,
+        });
+    }
+    for captures in NAME_BEFORE_COMPANY.captures_iter(blanked) {
+        let Some(name) = captures.name("name") else {
+            continue;
+        };
+        let words: Vec<&str> = name.as_str().split_whitespace().collect();
+        let Some(reading) = read_name(&words).filter(|reading| reading.words == words.len()) else {
+            continue;
+        };
+        if reading.known && starts_clause(blanked, name.start()) {
+            candidates.push(NameCandidate {
+                strength: 2,
+                position: name.start(),
+                name: reading.name,
+            });
+        }
+    }
+    candidates
+}
+
 /// Finds a phone, an e-mail, a name and a company in free text.
 ///
-/// Phones are taken from digit runs that [`Phone::parse`] accepts; names from markers
-/// ("меня зовут", "I'm") or, in a message carrying a phone or an address, from the
-/// capitalised words around it; companies from markers ("компания", "ООО «…»", "from") or,
-/// in such a message, from the capitalised words after the name.
+/// Phones are taken from digit runs that [`Phone::parse`] accepts; names from a signature,
+/// from markers before or after them ("меня зовут", "I'm", «… меня зовут») or, in a message
+/// carrying a phone or an address, from the capitalised words around it; companies from
+/// markers ("компания", "ООО «…»", "from", a quoted name after a kind of business), from a
+/// signature or, in such a message, from the capitalised words after the name. Companies are
+/// kept without quotes and legal forms.
 pub fn extract_contact(text: &str) -> ContactUpdate {
     let mut update = ContactUpdate::default();
     // Work on a bounded prefix: a contact never hides at the end of a 10k-character paste,
@@ -317,103 +677,158 @@ pub fn extract_contact(text: &str) -> ContactUpdate {
     let carries_contact = update.phone.is_some() || update.email.is_some();
     let blanked = CONTACT_LABELS.replace_all(&blanked, " , ").into_owned();
 
-    // A name after a marker.
-    for captures in NAME_MARKER.captures_iter(&blanked) {
-        let (Some(whole), Some(name)) = (captures.get(0), captures.name("name")) else {
-            continue;
-        };
-        let words: Vec<&str> = name.as_str().split_whitespace().collect();
-        let strong = STRONG_NAME_MARKER.is_match(whole.as_str());
-        let Some(first) = words.first() else { continue };
-        if is_not_name(first) || is_company_word(first) {
-            continue;
-        }
-        let second_is_surname = words
-            .get(1)
-            .is_some_and(|word| !is_not_name(word) && !is_company_word(word));
-        // "I'm Aigerim", "ok. This is Kofi, kofi@…": at the start of a clause, an introduction
-        // (or any marker, in a message with contact details) names the prospect whatever the
-        // name is; elsewhere ("this is Moodle") only a known first name counts.
-        let marker_text = &whole.as_str()[..name.start() - whole.start()];
-        let introduces = INTRODUCTION_MARKER.is_match(marker_text);
-        let unlisted_name = looks_like_unlisted_name(first)
-            && starts_clause(&blanked, whole.start())
-            && (introduces || carries_contact);
-        let plausible = strong
-            || is_first_name(first)
-            || (second_is_surname && carries_contact)
-            || unlisted_name;
-        if !plausible {
-            continue;
-        }
-        let name = if second_is_surname {
-            words.join(" ")
-        } else {
-            (*first).to_owned()
-        };
-        update.name = Some(clean(&name));
-        break;
-    }
-
+    let signature = read_signature(&blanked).unwrap_or_default();
+    update.name = signature.name.clone().or_else(|| {
+        names_by_markers(&blanked, carries_contact)
+            .into_iter()
+            .max_by_key(|candidate| (candidate.strength, std::cmp::Reverse(candidate.position)))
+            .map(|candidate| candidate.name)
+    });
     if update.name.is_none() {
         update.name = lower_case_name(&blanked, carries_contact);
     }
 
-    // A company after a marker.
-    let mut company_span = None;
-    if let Some(captures) = COMPANY_MARKER.captures(&blanked) {
-        if let Some(value) = captures.name("quoted").or_else(|| captures.name("plain")) {
-            // A lower-case word right before the end of the clause belongs to the name
-            // ("компания Сырная лавка,"); one followed by more words is the sentence going on.
-            let tail = captures
-                .name("tail")
-                .map(|tail| tail.as_str())
-                .unwrap_or_default();
-            let company = clean(&format!("{}{}", value.as_str(), tail));
-            // A sole trader's business is called by the form and the surname: "ИП Смирнов".
-            let sole_trader = captures
-                .get(0)
-                .is_some_and(|whole| whole.as_str().trim_start().starts_with("ИП"));
-            let company = if sole_trader && captures.name("quoted").is_none() {
-                format!("ИП {company}")
-            } else {
-                company
-            };
-            if !company.is_empty() && !is_not_name(&company) {
-                update.company = Some(company);
-                company_span = Some(value.as_str().to_owned());
-            }
-        }
-    }
-    if update.company.is_none() && (carries_contact || update.name.is_some()) {
-        if let Some(value) = BUSINESS_NOUN
-            .captures(&blanked)
-            .and_then(|captures| captures.name("plain"))
-        {
-            let company = clean(value.as_str());
-            if !company.is_empty() {
-                update.company = Some(company);
-                company_span = Some(value.as_str().to_owned());
-            }
-        }
-    }
-    if update.company.is_none() && (carries_contact || update.name.is_some()) {
-        if let Some(captures) = COMPANY_PREPOSITION.captures(&blanked) {
-            if let Some(value) = captures.name("plain") {
-                let company = clean(value.as_str());
-                let first = company.split_whitespace().next().unwrap_or_default();
-                if !company.is_empty() && !is_not_name(first) && !is_first_name(first) {
-                    update.company = Some(company);
-                    company_span = Some(value.as_str().to_owned());
-                }
-            }
-        }
-    }
-
+    let company_span = find_company(&blanked, carries_contact, signature, &mut update);
     if carries_contact {
         fill_from_segments(&blanked, company_span.as_deref(), &mut update);
     }
     update
+}
+
+/// Finds the company by its markers, from the surest to the least sure, and returns the text
+/// it was read from, so that the name is not looked for in it.
+fn find_company(
+    blanked: &str,
+    carries_contact: bool,
+    signature: Signature,
+    update: &mut ContactUpdate,
+) -> Option<String> {
+    let mut company_span = None;
+    for captures in COMPANY_MARKER.captures_iter(blanked) {
+        let Some(value) = captures.name("quoted").or_else(|| captures.name("plain")) else {
+            continue;
+        };
+        let sole_trader = captures
+            .name("form")
+            .is_some_and(|form| form.as_str() == "ИП");
+        if sole_trader && captures.name("plain").is_some() {
+            // "ИП Гарипов Рустам Ильдарович" is a person trading under their own name: the
+            // person is the name, and the company is a brand the message gives, if any.
+            let words: Vec<&str> = value.as_str().split_whitespace().collect();
+            let first_name = words.iter().find_map(|word| {
+                if is_first_name(word) {
+                    Some((*word).to_owned())
+                } else {
+                    nominative_first_name(word)
+                }
+            });
+            if let Some(first_name) = first_name.filter(|_| words.len() >= 2) {
+                if update.name.is_none() {
+                    update.name = Some(first_name);
+                }
+                company_span.get_or_insert_with(|| value.as_str().to_owned());
+                continue;
+            }
+            // "ИП Смирнов": the business is called by the form and the surname.
+            if let Some(company) = tidy_company(value.as_str()) {
+                update.company = Some(format!("ИП {company}"));
+                return Some(value.as_str().to_owned());
+            }
+            continue;
+        }
+        // A lower-case word right before the end of the clause belongs to the name
+        // ("компания Сырная лавка,"); one followed by more words is the sentence going on.
+        let tail = captures
+            .name("tail")
+            .map(|tail| tail.as_str())
+            .unwrap_or_default();
+        if let Some(company) = tidy_company(&format!("{}{}", value.as_str(), tail)) {
+            update.company = Some(company);
+            return Some(value.as_str().to_owned());
+        }
+    }
+    let quoted = QUOTED_COMPANY.captures_iter(blanked).find_map(|captures| {
+        let value = captures.name("quoted")?;
+        let starts_with_capital = value
+            .as_str()
+            .trim_start()
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_uppercase() || ch.is_ascii_digit());
+        let short = value.as_str().split_whitespace().count() <= 5;
+        (starts_with_capital && short)
+            .then(|| tidy_company(value.as_str()).map(|company| (company, value.as_str())))
+            .flatten()
+    });
+    if let Some((company, span)) = quoted {
+        update.company = Some(company);
+        return Some(span.to_owned());
+    }
+    let trusted_always = [&*COMPANY_WITH_TRAILING_FORM, &*COMPANY_FRAME];
+    for pattern in trusted_always {
+        let found = pattern.captures_iter(blanked).find_map(|captures| {
+            let value = captures.name("plain")?;
+            let first = value.as_str().split_whitespace().next().unwrap_or_default();
+            if is_first_name(first) && !value.as_str().split_whitespace().any(is_company_word) {
+                return None;
+            }
+            tidy_company(value.as_str()).map(|company| (company, value.as_str()))
+        });
+        if let Some((company, span)) = found {
+            update.company = Some(company);
+            return Some(span.to_owned());
+        }
+    }
+    if let Some(company) = signature.company {
+        update.company = Some(company);
+        return company_span;
+    }
+    let trusted = carries_contact || update.name.is_some();
+    if trusted {
+        if let Some(value) = BUSINESS_NOUN
+            .captures(blanked)
+            .and_then(|captures| captures.name("plain"))
+        {
+            if let Some(company) = tidy_company(value.as_str()) {
+                update.company = Some(company);
+                return Some(value.as_str().to_owned());
+            }
+        }
+    }
+    if let Some(value) = ENGLISH_BUSINESS_NOUN
+        .captures(blanked)
+        .and_then(|captures| captures.name("plain"))
+    {
+        if let Some(company) = tidy_company(value.as_str()) {
+            update.company = Some(company);
+            return Some(value.as_str().to_owned());
+        }
+    }
+    for captures in COMPANY_PREPOSITION.captures_iter(blanked) {
+        let (Some(preposition), Some(value)) =
+            (captures.name("preposition"), captures.name("plain"))
+        else {
+            continue;
+        };
+        let words: Vec<&str> = value.as_str().split_whitespace().collect();
+        let first = words.first().copied().unwrap_or_default();
+        let ends_like_a_company = words.len() >= 2
+            && words
+                .last()
+                .is_some_and(|word| is_company_word(word) || is_legal_form(word));
+        let from_or_at = matches!(lower(preposition.as_str()).as_str(), "from" | "at");
+        if !(ends_like_a_company || (from_or_at && trusted)) {
+            continue;
+        }
+        if is_not_name(first) || is_first_name(first) {
+            continue;
+        }
+        if let Some(company) = tidy_company(value.as_str()) {
+            update.company = Some(company);
+            return Some(value.as_str().to_owned());
+        }
+    }
+    company_span
 }
 
 /// `text` with its e-mail addresses, phone numbers and their labels replaced by commas:
@@ -605,20 +1020,28 @@ fn classify(segment: &str) -> Segment {
     if is_not_name(words[0]) {
         return Segment::Other;
     }
+    // "Office manager", "AP Manager", "Operations": a role is neither a name nor a company.
+    let a_role = words.iter().any(|word| is_job_title_word(word))
+        && !words.iter().any(|word| is_company_word(word));
+    let role_tail = words
+        .iter()
+        .rposition(|word| !is_capitalised(word) || is_not_name(word) || is_job_title_word(word))
+        .map_or(0, |index| index + 1);
+    if a_role && role_tail == 0 {
+        return Segment::Other;
+    }
     if words.len() <= 3
+        && !a_role
         && words
             .iter()
             .all(|word| is_capitalised(word) && !is_not_name(word))
     {
         return Segment::Capitalised(clean(segment));
     }
-    if is_capitalised(words[0]) && words.len() <= 2 {
+    if is_capitalised(words[0]) && words.len() <= 2 && !a_role {
         return Segment::Titled(clean(segment));
     }
-    let tail_start = words
-        .iter()
-        .rposition(|word| !is_capitalised(word) || is_not_name(word))
-        .map_or(0, |index| index + 1);
+    let tail_start = role_tail;
     let tail = &words[tail_start..];
     if tail_start > 0 && (1..=2).contains(&tail.len()) {
         return Segment::RoleAndName(clean(&tail.join(" ")));
@@ -697,7 +1120,7 @@ fn fill_from_segments(blanked: &str, company_span: Option<&str>, update: &mut Co
                 .iter()
                 .skip(name_index + 1)
                 .find_map(|segment| match segment {
-                    Segment::Capitalised(text) | Segment::Titled(text) => Some(text.clone()),
+                    Segment::Capitalised(text) | Segment::Titled(text) => tidy_company(text),
                     Segment::RoleAndName(_) | Segment::Other => None,
                 });
             update.company = company;
@@ -808,7 +1231,8 @@ mod tests {
             ),
             (
                 "Reach me on +44 20 7946 0958 - Jane Doe, Doe Logistics Ltd",
-                "name=Jane Doe phone=+442079460958 email=- company=Doe Logistics Ltd",
+                // The company is kept without its legal form, as "ООО «Вектор»" is "Вектор".
+                "name=Jane Doe phone=+442079460958 email=- company=Doe Logistics",
             ),
             ("мой телефон 916 123-45-67", "name=- phone=+79161234567 email=- company=-"),
             ("ИНН 7707083893, КПП 770701001", "name=- phone=- email=- company=-"),
@@ -840,6 +1264,187 @@ mod tests {
         ];
         for (text, expected) in table {
             assert_eq!(show(&extract_contact(text)), expected, "{text}");
+        }
+    }
+
+    /// Names and companies in other word orders and frames, signatures, inflected names,
+    /// legal forms and quotes of every kind; and words that are no name or company.
+    #[test]
+    fn finds_names_and_companies_in_any_frame() {
+        let table = [
+            // A name before its marker, or inside it.
+            ("Светлана меня зовут", "Светлана", "-"),
+            ("меня Алина зовут", "Алина", "-"),
+            ("Гульнара меня зовут, хотим подключить два склада", "Гульнара", "-"),
+            ("меня Тимофей зовут, телефон 8 900 123 45 67", "Тимофей", "-"),
+            (
+                "Добрый день! Елена Сергеевна меня зовут, клиника «Дентал Смайл»",
+                "Елена Сергеевна",
+                "Дентал Смайл",
+            ),
+            // Contact persons and people to ask for.
+            ("Контактное лицо — Игорь Петров, +7 912 345-67-89", "Игорь Петров", "-"),
+            ("Контактное лицо: Маргарита Власова", "Маргарита Власова", "-"),
+            ("контакт для связи — Рената, renata@kvadrat.ru", "Рената", "-"),
+            ("ой, поправка: контакт — Ксения", "Ксения", "-"),
+            ("поправка: контактное лицо — Артём Лебедев", "Артём Лебедев", "-"),
+            ("send the quote to ap@harborline.com, ask for Dale", "Dale", "-"),
+            ("have someone ring Jonas Berg on +7 912 345 67 80", "Jonas Berg", "-"),
+            ("please have someone call Megan Brooks, +7 922 100 20 30", "Megan Brooks", "-"),
+            ("спросите Дениса, 8 999 765 43 21", "Денис", "-"),
+            // Introductions, lower case and abbreviated.
+            ("Sure, it's Kate, kate@brightpaws.com", "Kate", "-"),
+            ("Morning! It's Connor here, connor@fieldhouse.co", "Connor", "-"),
+            ("hi im Tomasz", "Tomasz", "-"),
+            ("hey im Radek, we need a quote", "Radek", "-"),
+            ("my name's Jenna btw", "Jenna", "-"),
+            ("my name's Dominic, I manage the warehouse", "Dominic", "-"),
+            // A name after the phone or the address.
+            ("call me at +7 404 555 01 13, Keisha", "Keisha", "-"),
+            ("text me on +7 917 700 90 01, Harriet", "Harriet", "-"),
+            ("89827730514 это Ольга", "Ольга", "-"),
+            ("8 921 444 55 66 это Вероника", "Вероника", "-"),
+            ("Номер: +7-919-385-27-64. Павел", "Павел", "-"),
+            ("Телефон: 8-922-111-22-33. Роман", "Роман", "-"),
+            ("пишите на n.grigoreva@mail.ru, Наталья", "Наталья", "-"),
+            ("почта zakupki@lesnoy.ru, Галина Петровна", "Галина Петровна", "-"),
+            ("Светлана Игоревна, 8 912 000 11 22", "Светлана Игоревна", "-"),
+            // Inflected names: the nominative first name alone.
+            ("запишите на Петрова Ивана, 8 903 555-44-33", "Иван", "-"),
+            ("запишите на Смирнову Анну, 8 916 222 33 44", "Анна", "-"),
+            ("оформите на Павла, +7 903 111 00 99", "Павел", "-"),
+            // A name and where they work.
+            (
+                "Priya from Cedar Lane Distributors, priya@cedarlane.com",
+                "Priya",
+                "Cedar Lane Distributors",
+            ),
+            (
+                "Noah from Ridgeway Supplies here, noah@ridgeway.co.uk",
+                "Noah",
+                "Ridgeway Supplies",
+            ),
+            ("I'm with Baltic Timber", "-", "Baltic Timber"),
+            ("I'm with Eastwind Freight, we ship pallets", "-", "Eastwind Freight"),
+            ("I work at Lumen Dental, we have 3 chairs", "-", "Lumen Dental"),
+            ("we're evaluating tools for Millbrook Foods", "-", "Millbrook Foods"),
+            ("we need it for Oakridge Logistics, 4 warehouses", "-", "Oakridge Logistics"),
+            (
+                "i run finance at a chain of fitness clubs, Pulse Athletic, 9 locations",
+                "-",
+                "Pulse Athletic",
+            ),
+            ("we run a bakery called Sunny Crumbs", "-", "Sunny Crumbs"),
+            // Quoted names after a kind of business, "мы —" or "я из".
+            ("мы — сеть кофеен «Зерно»", "-", "Зерно"),
+            ("я из кофейни «Зерно»", "-", "Зерно"),
+            ("Питомник мейн-кунов «Северная Звезда», звоните 8 915 000 11 22", "-", "Северная Звезда"),
+            ("мы — студия йоги «Лотос»", "-", "Лотос"),
+            ("я из пекарни „Хлебный Дом“, 8 917 300 40 50", "-", "Хлебный Дом"),
+            ("мы из агентства недвижимости \"Квартал\"", "-", "Квартал"),
+            // Legal forms and quotes are not part of the name.
+            ("ООО «Вектор», Антон, +7 913 222 33 44", "Антон", "Вектор"),
+            ("ЗАО \"Стройресурс\", Виктор, viktor@stroyresurs.ru", "Виктор", "Стройресурс"),
+            ("компания „Север“, Олег 8 914 555 66 77", "Олег", "Север"),
+            ("Pixelforge LLC, Mark Doyle, mark@pixelforge.io", "Mark Doyle", "Pixelforge"),
+            (
+                "Brightline Inc., contact Rachel Moore, rachel@brightline.com",
+                "Rachel Moore",
+                "Brightline",
+            ),
+            // A sole trader's legal name is a person, not a company.
+            ("ИП Гарипов Рустам Ильдарович, 8 917 123 45 67", "Рустам", "-"),
+            ("ИП Козлова Мария Андреевна, +7 905 765 43 21", "Мария", "-"),
+            (
+                "ИП Гарипов Рустам Ильдарович, магазин «Чайный двор», 8 917 123 45 67",
+                "Рустам",
+                "Чайный двор",
+            ),
+            // Signatures.
+            (
+                "Please send the offer.\n\nBest regards,\nSophie Laurent\nOffice manager, Maison Verte LLC\n+7 343 290 11 76",
+                "Sophie Laurent",
+                "Maison Verte",
+            ),
+            (
+                "Прошу выслать КП на 5 точек.\n\nС уважением,\nМарина Котова\nменеджер по закупкам, ООО «ТехноСнаб»\n+7 495 123 45 67",
+                "Марина Котова",
+                "ТехноСнаб",
+            ),
+            (
+                "Please send pricing for 12 seats.\n\nDaniel Reyes\nHead of Operations\nNorthgate Logistics\ndaniel@northgate.com",
+                "Daniel Reyes",
+                "Northgate Logistics",
+            ),
+            (
+                "Can we start next week?\nThanks,\nAmelia\nAP Manager | Brightwater Inc.\n+44 20 7946 0111",
+                "Amelia",
+                "Brightwater",
+            ),
+            ("see you then\n--\nOwen Price\nOperations", "Owen Price", "-"),
+            ("Thanks,\nTomasz Nowak", "Tomasz Nowak", "-"),
+            // Not names, not companies.
+            ("Спасибо, 8 916 111 22 33", "-", "-"),
+            ("Оформляем. 8 916 111 22 34", "-", "-"),
+            ("Казань, 8 916 222 33 44", "-", "-"),
+            ("Иван, Казань, 8 916 222 33 45", "Иван", "-"),
+            ("Monday works, +7 912 555 01 99", "-", "-"),
+            ("call me Friday, +7 912 555 02 99", "-", "-"),
+            ("Office manager, +7 912 555 03 99", "-", "-"),
+            ("AP Manager, ap@northwind.com", "-", "-"),
+            ("берём тариф Бизнес, 8 916 333 44 55", "-", "-"),
+            ("I'm looking at the Pro plan", "-", "-"),
+            ("this is Notion-level stuff", "-", "-"),
+            ("у нас магазин в Москве, продаём посуду", "-", "-"),
+        ];
+        let mut failures = Vec::new();
+        for (text, name, company) in table {
+            let update = extract_contact(text);
+            let found = (
+                update.name.as_deref().unwrap_or("-"),
+                update.company.as_deref().unwrap_or("-"),
+            );
+            if found != (name, company) {
+                failures.push(format!(
+                    "{text:?}: got {found:?}, want {:?}",
+                    (name, company)
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+    }
+
+    /// The dialog keeps the later of two values: a corrected name replaces the first one.
+    #[test]
+    fn a_corrected_name_replaces_the_earlier_one() {
+        let mut contact = closer_model::Contact::default();
+        extract_contact("Анастасия, 8 912 345 67 89").apply_to(&mut contact);
+        assert_eq!(contact.name.as_deref(), Some("Анастасия"));
+        assert!(extract_contact("ой, поправка: контакт — Ксения").apply_to(&mut contact));
+        assert_eq!(contact.name.as_deref(), Some("Ксения"));
+        assert_eq!(
+            contact.phone.as_ref().map(Phone::as_str),
+            Some("+79123456789")
+        );
+    }
+
+    /// Inflected first names come back in the nominative; other words do not become names.
+    #[test]
+    fn reads_the_nominative_of_an_inflected_first_name() {
+        let table = [
+            ("Ивана", Some("Иван")),
+            ("Сергея", Some("Сергей")),
+            ("Ольгу", Some("Ольга")),
+            ("Марию", Some("Мария")),
+            ("Павла", Some("Павел")),
+            ("Игорем", Some("Игорь")),
+            ("Анной", Some("Анна")),
+            ("Иван", None),
+            ("Казани", None),
+            ("Vera", None),
+        ];
+        for (word, expected) in table {
+            assert_eq!(nominative_first_name(word).as_deref(), expected, "{word}");
         }
     }
 
