@@ -374,11 +374,12 @@ impl Engine {
         // An objection is answered from the company's objection-handling guide when it has one:
         // its passage nearest to the objection (with the playbook's words for the kind).
         let objection = !closer_dialog::objections(&self.dialog, text, lang, meaning).is_empty();
+        let prospect_text = text.to_owned();
         let search = move || {
             objection
                 .then(|| queries.first())
                 .flatten()
-                .and_then(|query| knowledge.guide_answer(query, lang))
+                .and_then(|query| knowledge.guide_answer(query, &prospect_text, lang))
                 .or_else(|| {
                     queries
                         .iter()

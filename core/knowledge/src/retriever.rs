@@ -153,6 +153,10 @@ struct DocumentInfo {
     guide: bool,
 }
 
+/// How much nearer by meaning another passage may stand to an objection than the guide's nearest
+/// before the message is taken for a question about that passage instead.
+const GUIDE_TOLERANCE: f32 = 0.02;
+
 /// Whether `document` belongs to the objection-handling guide: its title or a tag holds one of
 /// `markers` (word beginnings, lower case).
 fn is_guide(document: &KnowledgeDocument, markers: &[String]) -> bool {
@@ -680,10 +684,12 @@ impl Retriever {
         Some(self.compose(&scored))
     }
 
-    /// The objection-handling guide's answer to an objection: its passage nearest to `objection`
-    /// (by meaning and words), shown whenever the knowledge base has a guide, since the guide is
-    /// written for exactly this; `None` without one.
-    pub fn guide_answer(&self, objection: &str, lang: Lang) -> Option<KnowledgeAnswer> {
+    /// The objection-handling guide's answer to an objection: its passage nearest to `query`
+    /// (the prospect's words with the playbook's words for the kind), by meaning and words.
+    /// `None` without a guide, and when some other passage stands nearer by meaning to the
+    /// prospect's own words `text` than anything in the guide: then the message asks about
+    /// that ("is a Saturday move dearer?"), whatever stance it seemed to take.
+    pub fn guide_answer(&self, query: &str, text: &str, lang: Lang) -> Option<KnowledgeAnswer> {
         if !self
             .documents
             .iter()
@@ -691,7 +697,22 @@ impl Retriever {
         {
             return None;
         }
-        let (scored, _) = self.rank(objection, lang, AudienceFilter::GuideOnly)?;
+        if let Some(dense) = &self.dense {
+            let similarities = dense.similarities(&dense.query(text));
+            let (mut in_guide, mut elsewhere) = (f32::MIN, f32::MIN);
+            for (unit, similarity) in similarities.iter().enumerate() {
+                let document = &self.documents[self.chunks[self.units[unit].chunk].document];
+                if AudienceFilter::GuideOnly.admits(document) {
+                    in_guide = in_guide.max(*similarity);
+                } else if AudienceFilter::PublicOnly.admits(document) {
+                    elsewhere = elsewhere.max(*similarity);
+                }
+            }
+            if in_guide + GUIDE_TOLERANCE < elsewhere {
+                return None;
+            }
+        }
+        let (scored, _) = self.rank(query, lang, AudienceFilter::GuideOnly)?;
         (!scored.is_empty()).then(|| self.compose(&scored))
     }
 

@@ -508,7 +508,11 @@ fn an_objection_is_answered_from_the_guide_and_only_when_there_is_one() {
     )
     .expect("an in-memory index");
     let answer = retriever
-        .guide_answer("дороговато для нас. дорого, цена", Lang::Ru)
+        .guide_answer(
+            "дороговато для нас. дорого, цена",
+            "дороговато для нас",
+            Lang::Ru,
+        )
         .expect("the guide answers");
     assert!(answer.text.contains("окупается"), "{}", answer.text);
     assert_eq!(answer.citations[0].source, "guide.md");
@@ -516,5 +520,7 @@ fn an_objection_is_answered_from_the_guide_and_only_when_there_is_one() {
     // No public guide: nothing, and the usual search answers instead.
     let without = Retriever::build(&[prices, internal_guide], &RetrieverSettings::default())
         .expect("an in-memory index");
-    assert!(without.guide_answer("дорого, цена", Lang::Ru).is_none());
+    assert!(without
+        .guide_answer("дорого, цена", "дорого", Lang::Ru)
+        .is_none());
 }
