@@ -163,6 +163,8 @@ struct RawConfig {
 struct RecognitionRaw {
     min_similarity: f32,
     min_margin: f32,
+    clause_min_similarity: f32,
+    clause_min_margin: f32,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -438,6 +440,8 @@ impl DialogConfig {
                 for (key, value) in [
                     ("min_similarity", raw.min_similarity),
                     ("min_margin", raw.min_margin),
+                    ("clause_min_similarity", raw.clause_min_similarity),
+                    ("clause_min_margin", raw.clause_min_margin),
                 ] {
                     if !(0.0..=1.0).contains(&value) {
                         return Err(ConfigError::BadThreshold(key));
@@ -446,6 +450,8 @@ impl DialogConfig {
                 Thresholds {
                     min_similarity: raw.min_similarity,
                     min_margin: raw.min_margin,
+                    clause_min_similarity: raw.clause_min_similarity,
+                    clause_min_margin: raw.clause_min_margin,
                 }
             }
             None => Thresholds::default(),

@@ -9,7 +9,10 @@
 //! стоит?" stays a question while "за эти деньги я лучше сам соберу" is a price objection,
 //! however few words either shares with a pattern.
 
+use std::sync::LazyLock;
+
 use closer_model::{Lang, ObjectionKind};
+use regex::Regex;
 
 /// What an example teaches: an intent the dialog acts on, an objection kind, or neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,10 +78,14 @@ pub struct Example {
 /// How near the nearest examples of the winning intent must be (cosine similarity of the
 /// embeddings), and by how much nearer than those of any other intent. Set from the
 /// evaluation sets' dialogs as a whole (see ARCHITECTURE.md, "Recognition by meaning").
+/// A clause of a longer message is held to its own, stricter pair: it is compared on its own
+/// only when the whole message said nothing clear.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     pub min_similarity: f32,
     pub min_margin: f32,
+    pub clause_min_similarity: f32,
+    pub clause_min_margin: f32,
 }
 
 impl Default for Thresholds {
@@ -86,8 +93,32 @@ impl Default for Thresholds {
         Thresholds {
             min_similarity: 0.3,
             min_margin: 0.03,
+            clause_min_similarity: 0.35,
+            clause_min_margin: 0.05,
         }
     }
+}
+
+/// Where a message divides into clauses that may each carry an intent: sentence ends, line
+/// breaks, and before a contrast ("…, but our CFO decides", «…, но решает директор»).
+static CLAUSE_BREAK: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)[.!?;…]+\s+|\n+|,?\s+(?:but|though|although|however|но|хотя|однако|только)\s+|,\s+(?:so|а|так что)\s+",
+    )
+    .expect("the clause pattern is valid")
+});
+
+/// The clauses of a message of more than one that have at least three words; empty for a
+/// message that is a single clause (the whole message is compared already).
+pub fn clauses(text: &str) -> Vec<&str> {
+    let parts: Vec<&str> = CLAUSE_BREAK.split(text).map(str::trim).collect();
+    if parts.iter().filter(|part| !part.is_empty()).count() < 2 {
+        return Vec::new();
+    }
+    parts
+        .into_iter()
+        .filter(|part| part.split_whitespace().count() >= 3)
+        .collect()
 }
 
 /// The examples' embeddings, ready to compare messages with.
@@ -197,11 +228,30 @@ impl ExampleIndex {
     /// The intent `message` expresses, when its examples are near enough and clearly nearest;
     /// `None` for a message that is none of them (or nearest to `other`).
     pub fn recognise(&self, message: &[f32]) -> Option<Intent> {
-        let nearest = self.nearest(message)?;
         let thresholds = self.thresholds;
+        self.recognise_with(message, thresholds.min_similarity, thresholds.min_margin)
+    }
+
+    /// The intent a clause of a longer message expresses, held to the stricter clause pair.
+    pub fn recognise_clause(&self, clause: &[f32]) -> Option<Intent> {
+        let thresholds = self.thresholds;
+        self.recognise_with(
+            clause,
+            thresholds.clause_min_similarity,
+            thresholds.clause_min_margin,
+        )
+    }
+
+    fn recognise_with(
+        &self,
+        vector: &[f32],
+        min_similarity: f32,
+        min_margin: f32,
+    ) -> Option<Intent> {
+        let nearest = self.nearest(vector)?;
         (nearest.intent != Intent::Other
-            && nearest.similarity >= thresholds.min_similarity
-            && nearest.margin >= thresholds.min_margin)
+            && nearest.similarity >= min_similarity
+            && nearest.margin >= min_margin)
             .then_some(nearest.intent)
     }
 }
@@ -255,6 +305,8 @@ mod tests {
         let thresholds = Thresholds {
             min_similarity: 0.9,
             min_margin: 0.05,
+            clause_min_similarity: 0.95,
+            clause_min_margin: 0.1,
         };
         let index = ExampleIndex::new(&examples, vectors, thresholds).expect("index");
         assert_eq!(
@@ -267,6 +319,20 @@ mod tests {
         assert_eq!(index.recognise(&unit(1.0, 1.0)), None);
         // Another model's vector is unrelated to every example.
         assert_eq!(index.recognise(&[1.0, 0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn a_message_divides_into_clauses_at_sentences_and_contrasts() {
+        assert_eq!(
+            clauses("I like what I see but our controller makes all the calls"),
+            vec!["I like what I see", "our controller makes all the calls"]
+        );
+        assert_eq!(
+            clauses("Нам подходит. Только решает директор, он в отпуске"),
+            vec!["Только решает директор, он в отпуске"]
+        );
+        assert!(clauses("сколько стоит базовый тариф?").is_empty());
+        assert!(clauses("").is_empty());
     }
 
     #[test]

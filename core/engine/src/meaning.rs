@@ -66,8 +66,9 @@ impl Meaning {
     }
 }
 
-/// How `text` compares with the examples, and the intent recognised (if any); CPU-bound (the
-/// embedding of a new text), so called off the async threads.
+/// How `text` compares with the examples, and the intent recognised (if any): that of the whole
+/// message, else that of the first of its clauses that says one clearly. CPU-bound (the
+/// embeddings of new texts), so called off the async threads.
 pub(crate) fn recognise(
     index: &ExampleIndex,
     retriever: &Retriever,
@@ -75,7 +76,11 @@ pub(crate) fn recognise(
 ) -> Option<(Nearest, Option<Intent>)> {
     let vector = retriever.query_vector(text)?;
     let nearest = index.nearest(&vector)?;
-    let recognised = index.recognise(&vector);
+    let recognised = index.recognise(&vector).or_else(|| {
+        closer_dialog::meaning::clauses(text)
+            .into_iter()
+            .find_map(|clause| index.recognise_clause(&retriever.query_vector(clause)?))
+    });
     tracing::debug!(
         nearest = nearest.intent.as_str(),
         similarity = nearest.similarity,
