@@ -14,6 +14,8 @@ use std::sync::LazyLock;
 use closer_model::{Lang, ObjectionKind};
 use regex::Regex;
 
+use crate::understand::Smalltalk;
+
 /// What an example teaches: an intent the dialog acts on, an objection kind, or neither.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Intent {
@@ -25,16 +27,23 @@ pub enum Intent {
     ContactRefusal,
     /// An objection of this kind.
     Objection(ObjectionKind),
+    /// Small talk of this kind ("хорошего вам дня!", "thx, really helpful"): recognised on a
+    /// whole message only, never on a clause of one that may ask something too.
+    Smalltalk(Smalltalk),
     /// None of these: a question, a need, an introduction, small talk.
     Other,
 }
 
 impl Intent {
     /// The intents the playbook's `[examples]` may name, other than the objection kinds.
-    const NAMED: [(&'static str, Intent); 4] = [
+    const NAMED: [(&'static str, Intent); 8] = [
         ("handoff", Intent::Handoff),
         ("buying_intent", Intent::BuyingIntent),
         ("contact_refusal", Intent::ContactRefusal),
+        ("greeting", Intent::Smalltalk(Smalltalk::Greeting)),
+        ("thanks", Intent::Smalltalk(Smalltalk::Thanks)),
+        ("farewell", Intent::Smalltalk(Smalltalk::Farewell)),
+        ("chitchat", Intent::Smalltalk(Smalltalk::Acknowledgement)),
         ("other", Intent::Other),
     ];
 
@@ -232,7 +241,8 @@ impl ExampleIndex {
         self.recognise_with(message, thresholds.min_similarity, thresholds.min_margin)
     }
 
-    /// The intent a clause of a longer message expresses, held to the stricter clause pair.
+    /// The intent a clause of a longer message expresses, held to the stricter clause pair;
+    /// small talk never (the rest of the message may ask something).
     pub fn recognise_clause(&self, clause: &[f32]) -> Option<Intent> {
         let thresholds = self.thresholds;
         self.recognise_with(
@@ -240,6 +250,7 @@ impl ExampleIndex {
             thresholds.clause_min_similarity,
             thresholds.clause_min_margin,
         )
+        .filter(|intent| !matches!(intent, Intent::Smalltalk(_)))
     }
 
     fn recognise_with(

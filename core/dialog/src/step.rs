@@ -331,7 +331,10 @@ impl Turn<'_> {
             && (knowledge.is_some()
                 || !text.contains('?')
                 || !detect_objections(config, &text, lang).is_empty());
-        let smalltalk = detect_smalltalk(config, &normalised, lang);
+        let smalltalk = detect_smalltalk(config, &normalised, lang).or(match meaning {
+            Some(Intent::Smalltalk(kind)) => Some(kind),
+            _ => None,
+        });
         let refuses_contact = detect.contact_refusal.is_match(&normalised, lang)
             || meaning == Some(Intent::ContactRefusal);
         let question = is_question(config, &text, &normalised, lang);

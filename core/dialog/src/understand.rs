@@ -103,7 +103,7 @@ pub fn bounded(text: &str) -> String {
 }
 
 /// Which kind of small talk a message is, when it is nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Smalltalk {
     Greeting,
     Thanks,

@@ -120,6 +120,8 @@ pub(super) const NOT_NAMES: &[&str] = &[
     "interested", "looking", "just", "not", "here", "new", "glad", "happy", "from", "in", "at",
     "with", "a", "an", "head", "owner", "founder", "responsible", "calling", "writing",
     "still", "back", "done", "afraid", "wondering", "thinking", "trying", "going", "planning",
+    // Pronouns: «Меня зовут Игорь» names Игорь, never «Меня».
+    "меня", "мне", "его", "её", "ее", "их", "нас", "вас", "вам", "она", "он", "они", "мы", "вы",
     "тут", "здесь", "рад", "рада", "из", "не", "владелец", "владелица", "основатель",
     "основательница", "администратор", "админ",
     // Greetings, closings and corrections that open a line.
