@@ -62,7 +62,11 @@ async fn intents_are_recognised_by_meaning_and_questions_stay_questions(pool: Pg
         ("what does the pro plan include?", None),
     ];
     for (text, expected) in table {
-        assert_eq!(engine.recognise(text).await, expected, "{text}");
+        assert_eq!(
+            engine.recognise(text).await,
+            Vec::from_iter(expected),
+            "{text}"
+        );
     }
 
     // The dialog acts on it: a request for a person no pattern knows reaches a person.

@@ -574,7 +574,13 @@ async fn run_on(
                         nearest.intent.as_str(),
                         nearest.similarity,
                         nearest.margin,
-                        if recognised.is_some() { " ✓" } else { "" }
+                        if recognised.is_empty() {
+                            String::new()
+                        } else {
+                            let names: Vec<&str> =
+                                recognised.iter().map(|intent| intent.as_str()).collect();
+                            format!(" ✓ {}", names.join(", "))
+                        }
                     ),
                     None => "-".to_owned(),
                 };

@@ -84,7 +84,7 @@ fn main() -> anyhow::Result<()> {
                     }],
                     score: 1.0,
                 }),
-                meaning: None,
+                meaning: Vec::new(),
             };
             let result = step(&config, state, &input);
             state = result.state;
@@ -224,7 +224,7 @@ fn run_questions(config: &DialogConfig, text: &str, verbose: bool) -> anyhow::Re
             },
             sender_name: None,
             knowledge,
-            meaning: None,
+            meaning: Vec::new(),
         };
         let result = step(config, DialogState::default(), &input);
         let joined: String = result

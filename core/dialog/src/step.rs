@@ -40,10 +40,11 @@ pub struct Input {
     /// `None` when it has no good answer (or the message has no text). The engine asks for every
     /// text message; the dialog decides whether the message is a question needing it.
     pub knowledge: Option<KnowledgeAnswer>,
-    /// The intent or objection the message expresses by its meaning, as the engine recognised
-    /// it against the playbook's examples ([`crate::meaning`]); `None` when nothing was
-    /// recognised or no embedding model is in use. The playbook's patterns are read as well.
-    pub meaning: Option<Intent>,
+    /// The intents and objections the message expresses by its meaning, as the engine recognised
+    /// them against the playbook's examples ([`crate::meaning`]): that of the whole message and
+    /// those of its clauses, each once; empty when nothing was recognised or no embedding model is
+    /// in use. The playbook's patterns are read as well.
+    pub meaning: Vec<Intent>,
 }
 
 /// What the engine must do besides sending the replies, in the same transaction as the state.
@@ -100,7 +101,7 @@ pub fn step(config: &DialogConfig, state: DialogState, input: &Input) -> Step {
             turn.replies.push(Reply::new(ReplyKind::Smalltalk, text));
             turn.event("unsupported_content", json!({ "what": what }));
         }
-        InboundContent::Text { text } => turn.text(text, input.knowledge.as_ref(), input.meaning),
+        InboundContent::Text { text } => turn.text(text, input.knowledge.as_ref(), &input.meaning),
     }
     if turn.replies.is_empty() {
         // Every message gets an answer, even one that changed nothing.
@@ -224,7 +225,7 @@ impl Turn<'_> {
             }
         }
         // A button this version does not know carries text the prospect chose: read it as text.
-        self.text(payload, input.knowledge.as_ref(), input.meaning);
+        self.text(payload, input.knowledge.as_ref(), &input.meaning);
     }
 
     fn record_rating(&mut self, rating: u8) {
@@ -287,12 +288,7 @@ impl Turn<'_> {
         self.replies.push(reply);
     }
 
-    fn text(
-        &mut self,
-        raw_text: &str,
-        knowledge: Option<&KnowledgeAnswer>,
-        meaning: Option<Intent>,
-    ) {
+    fn text(&mut self, raw_text: &str, knowledge: Option<&KnowledgeAnswer>, meaning: &[Intent]) {
         let config = self.config;
         let text = bounded(raw_text);
         if let Some(lang) = Lang::detect(&text) {
@@ -321,7 +317,7 @@ impl Turn<'_> {
         let detect = &config.detect;
         // "вы живой человек?" asks about the assistant, it does not ask for a person.
         let wants_person = (detect.handoff.is_match(&normalised, lang)
-            || meaning == Some(Intent::Handoff))
+            || meaning.contains(&Intent::Handoff))
             && !detect.bot_question.is_match(&normalised, lang);
         let objections = objections(config, &text, lang, meaning);
         // A question the knowledge base cannot answer, whose objection only its meaning
@@ -331,15 +327,17 @@ impl Turn<'_> {
             && (knowledge.is_some()
                 || !text.contains('?')
                 || !detect_objections(config, &text, lang).is_empty());
-        let smalltalk = detect_smalltalk(config, &normalised, lang).or(match meaning {
-            Some(Intent::Smalltalk(kind)) => Some(kind),
-            _ => None,
+        let smalltalk = detect_smalltalk(config, &normalised, lang).or_else(|| {
+            meaning.iter().find_map(|intent| match intent {
+                Intent::Smalltalk(kind) => Some(*kind),
+                _ => None,
+            })
         });
         let refuses_contact = detect.contact_refusal.is_match(&normalised, lang)
-            || meaning == Some(Intent::ContactRefusal);
+            || meaning.contains(&Intent::ContactRefusal);
         let question = is_question(config, &text, &normalised, lang);
         let buying_intent = detect.buying_intent.is_match(&normalised, lang)
-            || meaning == Some(Intent::BuyingIntent);
+            || meaning.contains(&Intent::BuyingIntent);
         let states_need = detect.need.is_match(&normalised, lang);
         // A message that gives contacts, objects, or asks is not the answer to the question
         // asked last turn (its unprompted answers are still recognised by their patterns).

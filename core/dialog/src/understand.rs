@@ -23,21 +23,23 @@ pub fn detect_objections(config: &DialogConfig, text: &str, lang: Lang) -> Vec<O
         .collect()
 }
 
-/// The objection kinds a message raises: those its patterns match, and the one recognised by
+/// The objection kinds a message raises: those its patterns match, and those recognised by
 /// meaning (`meaning`, from the playbook's examples), in the playbook's order, each once.
 pub fn objections(
     config: &DialogConfig,
     text: &str,
     lang: Lang,
-    meaning: Option<Intent>,
+    meaning: &[Intent],
 ) -> Vec<ObjectionKind> {
     let mut kinds = detect_objections(config, text, lang);
-    if let Some(Intent::Objection(kind)) = meaning {
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-            kinds.sort();
+    for intent in meaning {
+        if let Intent::Objection(kind) = *intent {
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
         }
     }
+    kinds.sort();
     kinds
 }
 
@@ -47,7 +49,7 @@ pub fn knowledge_query(
     config: &DialogConfig,
     text: &str,
     lang: Lang,
-    meaning: Option<Intent>,
+    meaning: &[Intent],
 ) -> String {
     let kinds = objections(config, text, lang, meaning);
     let mut query = text.to_owned();
@@ -76,7 +78,7 @@ pub fn knowledge_queries(
     config: &DialogConfig,
     text: &str,
     lang: Lang,
-    meaning: Option<Intent>,
+    meaning: &[Intent],
 ) -> Vec<String> {
     let kinds = objections(config, text, lang, meaning);
     let first_search = config

@@ -34,7 +34,7 @@ fn text(message: &str, answer: Option<&str>) -> Input {
         },
         sender_name: None,
         knowledge: answer.map(knowledge),
-        meaning: None,
+        meaning: Vec::new(),
     }
 }
 
@@ -253,7 +253,7 @@ fn a_decline_offers_a_person_and_pressing_it_hands_off() {
             },
             sender_name: None,
             knowledge: None,
-            meaning: None,
+            meaning: Vec::new(),
         },
     );
     assert!(pressed
@@ -387,7 +387,7 @@ fn a_rating_is_recorded_once_from_a_button_or_a_digit() {
         },
         sender_name: None,
         knowledge: None,
-        meaning: None,
+        meaning: Vec::new(),
     };
     let steps = run(
         &config,
@@ -418,7 +418,7 @@ fn a_shared_contact_creates_the_lead_with_its_name() {
             },
             sender_name: None,
             knowledge: None,
-            meaning: None,
+            meaning: Vec::new(),
         },
     );
     let lead = result.effects.iter().find_map(|effect| match effect {
@@ -501,7 +501,7 @@ fn odd_input_never_breaks_the_dialog() {
             content,
             sender_name: Some(String::new()),
             knowledge: None,
-            meaning: None,
+            meaning: Vec::new(),
         };
         let result = step(&config, DialogState::default(), &input);
         assert!(reply_chars(&result) <= MAX_REPLY_CHARS);
@@ -520,7 +520,7 @@ fn a_whole_conversation() {
             },
             sender_name: Some("marina_b".to_owned()),
             knowledge: None,
-            meaning: None,
+            meaning: Vec::new(),
         },
         text(
             "у нас склад 150 м2, продаем на Ozon, около 40 заказов в день. какой тариф подойдет?",
@@ -612,7 +612,7 @@ fn an_objection_adds_the_playbook_search_words_to_the_knowledge_query() {
     ];
     for (text, lang, expected) in table {
         assert_eq!(
-            closer_dialog::knowledge_query(&config, text, lang, None),
+            closer_dialog::knowledge_query(&config, text, lang, &[]),
             expected,
             "{text}"
         );
@@ -687,7 +687,7 @@ fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
             &config,
             "honestly its too expensive for us",
             Lang::En,
-            None
+            &[]
         ),
         vec![
             "honestly its too expensive for us. too expensive, price".to_owned(),
@@ -697,7 +697,7 @@ fn an_objection_falls_back_to_the_objection_guide_searched_alone() {
     );
     // No objection: the message as it is.
     assert_eq!(
-        closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru, None),
+        closer_dialog::knowledge_queries(&config, "какие у вас тарифы?", Lang::Ru, &[]),
         vec!["какие у вас тарифы?".to_owned()]
     );
 }
@@ -868,9 +868,53 @@ fn a_qualification_question_waits_for_a_later_turn_after_a_long_answer() {
 /// The message as the engine hands it over when its meaning was recognised.
 fn meant(message: &str, intent: Intent) -> Input {
     Input {
-        meaning: Some(intent),
+        meaning: vec![intent],
         ..text(message, Some("Ответ из базы знаний."))
     }
+}
+
+#[test]
+fn every_intent_of_a_message_is_acted_on_the_whole_and_each_clause() {
+    let config = config();
+    // "The price is fine, but my partner decides; have someone call me": an objection in one
+    // clause and a request for a person in another, neither in the patterns' words.
+    let input = Input {
+        meaning: vec![
+            Intent::Objection(ObjectionKind::Authority),
+            Intent::Handoff,
+        ],
+        ..text(
+            "цена устраивает, только последнее слово за партнёром; пусть со мной свяжется кто-то из ваших",
+            Some("Ответ из базы знаний."),
+        )
+    };
+    let both = step(&config, DialogState::default(), &input);
+    assert_eq!(both.state.objections, vec![ObjectionKind::Authority]);
+    assert!(
+        both.effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::HandOff { .. })),
+        "{:?}",
+        both.effects
+    );
+    // Each kind once, in the playbook's order, whatever order the clauses gave them.
+    assert_eq!(
+        closer_dialog::objections(
+            &config,
+            "просто текст",
+            Lang::Ru,
+            &[
+                Intent::Objection(ObjectionKind::Trust),
+                Intent::Objection(ObjectionKind::Price),
+                Intent::Objection(ObjectionKind::Trust),
+            ],
+        ),
+        {
+            let mut kinds = vec![ObjectionKind::Price, ObjectionKind::Trust];
+            kinds.sort();
+            kinds
+        }
+    );
 }
 
 #[test]
@@ -902,7 +946,7 @@ fn what_is_recognised_by_meaning_is_acted_on_like_what_the_patterns_match() {
             &config,
             "последнее слово за партнёром",
             Lang::Ru,
-            Some(Intent::Objection(ObjectionKind::Authority)),
+            &[Intent::Objection(ObjectionKind::Authority)],
         )[0],
         format!(
             "последнее слово за партнёром. {}",
@@ -984,7 +1028,7 @@ fn the_playbook_examples_name_known_intents_and_are_never_empty() {
 fn a_question_only_its_meaning_takes_for_an_objection_is_declined_when_the_base_has_nothing() {
     let config = config();
     let question = Input {
-        meaning: Some(Intent::Objection(ObjectionKind::Trust)),
+        meaning: vec![Intent::Objection(ObjectionKind::Trust)],
         ..text("а страховка ответственности у вас есть?", None)
     };
     let turn = step(&config, DialogState::default(), &question);

@@ -191,20 +191,21 @@ impl Engine {
         self.meaning.index(&self.dialog, &self.knowledge()).await;
     }
 
-    /// The intent or objection `text` expresses by its meaning, when an embedding model is in
-    /// use and the playbook has examples.
-    pub async fn recognise(&self, text: &str) -> Option<closer_dialog::Intent> {
+    /// The intents and objections `text` expresses by its meaning (the whole message's first,
+    /// then its clauses'), when an embedding model is in use and the playbook has examples.
+    pub async fn recognise(&self, text: &str) -> Vec<closer_dialog::Intent> {
         self.compare_meaning(text)
             .await
-            .and_then(|(_, recognised)| recognised)
+            .map(|(_, recognised)| recognised)
+            .unwrap_or_default()
     }
 
     /// How `text` compares with the playbook's examples (the nearest intent, how near, by how
-    /// much) and the intent recognised, for `closer eval` to show where a miss comes from.
+    /// much) and the intents recognised, for `closer eval` to show where a miss comes from.
     pub async fn compare_meaning(
         &self,
         text: &str,
-    ) -> Option<(closer_dialog::Nearest, Option<closer_dialog::Intent>)> {
+    ) -> Option<(closer_dialog::Nearest, Vec<closer_dialog::Intent>)> {
         let knowledge = self.knowledge();
         let index = self.meaning.index(&self.dialog, &knowledge).await?;
         let text = text.to_owned();
@@ -326,13 +327,13 @@ impl Engine {
         };
         let meaning = match inbound.content.text() {
             Some(text) => self.recognise(text).await,
-            None => None,
+            None => Vec::new(),
         };
         let knowledge = match remote_knowledge {
             Some(knowledge) => knowledge,
             None => {
                 let retrieval_started = Instant::now();
-                let answer = self.built_in_answer(inbound, &state, meaning).await;
+                let answer = self.built_in_answer(inbound, &state, &meaning).await;
                 if inbound.content.text().is_some() {
                     metrics::histogram!("closer_retrieval_seconds")
                         .record(retrieval_started.elapsed().as_secs_f64());
@@ -362,7 +363,7 @@ impl Engine {
         &self,
         inbound: &InboundMessage,
         state: &DialogState,
-        meaning: Option<closer_dialog::Intent>,
+        meaning: &[closer_dialog::Intent],
     ) -> Option<closer_model::KnowledgeAnswer> {
         let text = inbound.content.text()?;
         let lang = Lang::detect(text).unwrap_or(state.lang());
@@ -570,7 +571,7 @@ fn uses_knowledge(dialog: &DialogConfig, state: &DialogState, inbound: &InboundM
         content: inbound.content.clone(),
         sender_name: inbound.sender_name.clone(),
         knowledge: Some(probe),
-        meaning: None,
+        meaning: Vec::new(),
     };
     closer_dialog::step(dialog, state.clone(), &input)
         .replies

@@ -66,26 +66,31 @@ impl Meaning {
     }
 }
 
-/// How `text` compares with the examples, and the intent recognised (if any): that of the whole
-/// message, else that of the first of its clauses that says one clearly. CPU-bound (the
-/// embeddings of new texts), so called off the async threads.
+/// How `text` compares with the examples, and the intents recognised: that of the whole
+/// message (if it says one clearly) and those of its clauses ("the price is fine, but my partner
+/// decides" raises an objection its whole does not show), each once. CPU-bound (the embeddings of
+/// new texts), so called off the async threads.
 pub(crate) fn recognise(
     index: &ExampleIndex,
     retriever: &Retriever,
     text: &str,
-) -> Option<(Nearest, Option<Intent>)> {
+) -> Option<(Nearest, Vec<Intent>)> {
     let vector = retriever.query_vector(text)?;
     let nearest = index.nearest(&vector)?;
-    let recognised = index.recognise(&vector).or_else(|| {
-        closer_dialog::meaning::clauses(text)
-            .into_iter()
-            .find_map(|clause| index.recognise_clause(&retriever.query_vector(clause)?))
-    });
+    let mut recognised: Vec<Intent> = index.recognise(&vector).into_iter().collect();
+    for clause in closer_dialog::meaning::clauses(text) {
+        let intent = retriever
+            .query_vector(clause)
+            .and_then(|vector| index.recognise_clause(&vector));
+        if let Some(intent) = intent.filter(|intent| !recognised.contains(intent)) {
+            recognised.push(intent);
+        }
+    }
     tracing::debug!(
         nearest = nearest.intent.as_str(),
         similarity = nearest.similarity,
         margin = nearest.margin,
-        recognised = recognised.map(Intent::as_str),
+        recognised = ?recognised,
         "recognised by meaning"
     );
     Some((nearest, recognised))

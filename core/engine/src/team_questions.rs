@@ -97,7 +97,7 @@ impl Engine {
             return None;
         }
         let knowledge = self.knowledge();
-        let query = closer_dialog::knowledge_query(self.dialog_config(), text, lang, None);
+        let query = closer_dialog::knowledge_query(self.dialog_config(), text, lang, &[]);
         knowledge
             .answer(&query, lang, AudienceFilter::All)
             .or_else(|| {
