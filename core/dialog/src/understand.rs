@@ -24,7 +24,7 @@ pub fn detect_objections(config: &DialogConfig, text: &str, lang: Lang) -> Vec<O
 }
 
 /// The objection kinds a message raises: those its patterns match, and those recognised by
-/// meaning (`meaning`, from the playbook's examples), in the playbook's order, each once.
+/// meaning (`meaning`, from the playbook's examples), each once, in the kinds' own order.
 pub fn objections(
     config: &DialogConfig,
     text: &str,
