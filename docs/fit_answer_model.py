@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-FEATURES = ["best_similarity", "similarity_z", "coverage", "unknown_share"]
+FEATURES = ["best_similarity", "similarity_z", "coverage", "unknown_share", "cross_language"]
 
 rows = []
 for path in sys.argv[1:]:
@@ -32,7 +32,7 @@ for _ in range(5000):
     gradient = design.T @ ((probability - y) * class_weight) / len(y) + 0.01 * weights
     weights -= 0.5 * gradient
 
-print("const ANSWER_MODEL: ([(f32, f32, f32); 4], f32) = (\n    [")
+print(f"const ANSWER_MODEL: ([(f32, f32, f32); {len(FEATURES)}], f32) = (\n    [")
 for name, m, d, w in zip(FEATURES, mean, deviation, weights):
     print(f"        ({m:.3f}, {d:.3f}, {w:.3f}), // {name}")
 print(f"    ],\n    {weights[-1]:.3f},\n);")

@@ -320,12 +320,14 @@ impl Turn<'_> {
             || meaning.contains(&Intent::Handoff))
             && !detect.bot_question.is_match(&normalised, lang);
         let objections = objections(config, &text, lang, meaning);
+        let question = is_question(config, &text, &normalised, lang);
         // A question the knowledge base cannot answer, whose objection only its meaning
         // suggests ("is there liability insurance?" is near "what guarantees do you give?"),
-        // is declined as a question: the playbook's general words would answer something else.
+        // is declined as a question, with or without its question mark: the playbook's
+        // general words would answer something else.
         let objection_answers = !objections.is_empty()
             && (knowledge.is_some()
-                || !text.contains('?')
+                || !question
                 || !detect_objections(config, &text, lang).is_empty());
         let smalltalk = detect_smalltalk(config, &normalised, lang).or_else(|| {
             meaning.iter().find_map(|intent| match intent {
@@ -335,7 +337,6 @@ impl Turn<'_> {
         });
         let refuses_contact = detect.contact_refusal.is_match(&normalised, lang)
             || meaning.contains(&Intent::ContactRefusal);
-        let question = is_question(config, &text, &normalised, lang);
         let buying_intent = detect.buying_intent.is_match(&normalised, lang)
             || meaning.contains(&Intent::BuyingIntent);
         let states_need = detect.need.is_match(&normalised, lang);

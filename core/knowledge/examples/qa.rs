@@ -129,6 +129,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         retriever = retriever.with_embeddings(model, &vectors)?;
     }
+    // `QA_FEATURES=FILE` (with `QA_RANKS=1`) writes each candidate unit's ranking features and
+    // whether it holds the expected answer, for fitting the ranking weights.
+    let mut features_dump = std::env::var("QA_FEATURES")
+        .ok()
+        .map(std::fs::File::create)
+        .transpose()?;
     let mut dump = std::env::var("QA_DUMP")
         .ok()
         .map(std::fs::File::create)
@@ -203,8 +209,45 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     "similarity_z": signals.map(|s| s.similarity_z),
                     "agreement": signals.map(|s| s.agreement),
                     "top_gap": signals.map(|s| s.top_gap),
+                    "cross_language": signals.map(|s| s.cross_language),
                 })
             )?;
+        }
+        if std::env::var_os("QA_RANKS").is_some() && kind != "unanswerable" {
+            let ranked = retriever.ranked_units(text, lang);
+            let holds = |unit: &str| {
+                let normalized = normalize(unit);
+                expect_all
+                    .iter()
+                    .all(|expected| normalized.contains(&normalize(expected)))
+                    && (expect_any.is_empty()
+                        || expect_any
+                            .iter()
+                            .any(|expected| normalized.contains(&normalize(expected))))
+            };
+            let by_score = ranked.iter().position(|(unit, _, _, _)| holds(unit));
+            let mut by_meaning: Vec<_> = ranked.iter().collect();
+            by_meaning.sort_by(|left, right| right.2.total_cmp(&left.2));
+            let dense_rank = by_meaning.iter().position(|(unit, _, _, _)| holds(unit));
+            if let Some(file) = features_dump.as_mut() {
+                use std::io::Write;
+                let units: Vec<_> = ranked
+                    .iter()
+                    .map(|(unit, _, _, features)| serde_json::json!({"gold": holds(unit), "f": features}))
+                    .collect();
+                writeln!(
+                    file,
+                    "{}",
+                    serde_json::json!({"id": question["id"], "lang": lang.as_str(), "units": units})
+                )?;
+            }
+            println!(
+                "RANK {} score {:?} meaning {:?} of {}",
+                question["id"].as_str().unwrap_or_default(),
+                by_score,
+                dense_rank,
+                ranked.len()
+            );
         }
         if answer.is_none() && kind != "unanswerable" {
             false_declines += 1;

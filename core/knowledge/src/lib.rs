@@ -23,7 +23,8 @@ pub mod text;
 pub use closer_model::KnowledgeDocument;
 pub use import::{parse_document, read_dir, ScannedKnowledgeBase, SkipReason, SkippedFile};
 pub use retriever::{
-    AudienceFilter, Passage, Retriever, RetrieverSettings, Signals, HARD_MAX_ANSWER_CHARS,
+    AudienceFilter, Passage, RankingWeights, Retriever, RetrieverSettings, Signals,
+    HARD_MAX_ANSWER_CHARS,
 };
 
 /// What can go wrong while importing or indexing.

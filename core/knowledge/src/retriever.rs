@@ -50,26 +50,19 @@ pub struct RetrieverSettings {
     pub unknown_word_weight: f32,
     /// When the best sentence is shorter than this, the sentence after it is shown too.
     pub context_after_chars: usize,
-    /// Added to the score of sentences in the question's language: a Russian and an English
-    /// document often say the same, and the prospect should read their own language.
-    pub same_language_bonus: f32,
     /// How many passages tantivy hands to the sentence-level reranking.
     pub candidate_passages: usize,
     /// How many sentences, list items or table rows an answer may combine.
     pub max_answer_units: usize,
     /// A further sentence joins the answer when its score is at least this share of the best one.
     pub secondary_score_ratio: f32,
-    /// Added to units that state a price (a figure with a currency, a price column) when the
-    /// question asks what something costs.
-    pub price_bonus: f32,
     /// A further unit joins the answer only when it covers at least this weighted share of the
     /// question that the units already chosen leave uncovered. 0.0–1.0.
     pub min_added_coverage: f32,
     /// How much a unit's own score counts against the coverage it adds when composing.
     pub coverage_score_weight: f32,
-    /// How much the similarity by meaning counts against the lexical score, when a sentence
-    /// embedding model is in use: a unit 0.1 less similar than the closest loses this much.
-    pub dense_weight: f32,
+    /// How much each feature of a candidate unit counts in its score.
+    pub ranking: RankingWeights,
     /// How many of the units closest by meaning join the lexical candidates.
     pub dense_candidates: usize,
     /// With embeddings: the least probability that the best unit answers the question (by the
@@ -87,6 +80,60 @@ pub struct RetrieverSettings {
     pub guide_markers: Vec<String>,
 }
 
+/// `[knowledge.retriever.ranking]`: the weight of each feature of a candidate unit (a sentence,
+/// a list item, a table row) in its score; the best scored unit leads the answer. The defaults
+/// were fitted on the training sets (`docs/retrieval.md` tells which and how to refit); the
+/// weight of the question's coverage is 1 and the others count against it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RankingWeights {
+    /// The weighted share of the question's words the unit covers (with its headings).
+    pub coverage: f32,
+    /// Its passage's keyword (BM25) score against the best passage's.
+    pub keywords: f32,
+    /// The weighted share of the question's words in its document's title.
+    pub about_document: f32,
+    /// With embeddings: its similarity by meaning less the closest unit's, ×10 (a unit 0.1
+    /// less similar than the closest loses this much).
+    pub meaning: f32,
+    /// With embeddings: 1 / (1 + its place among the units closest by meaning).
+    pub meaning_rank: f32,
+    /// Its document is in the question's language: a Russian and an English document often say
+    /// the same, and the prospect should read their own language.
+    pub same_language: f32,
+    /// The question asks for a number and the unit has one.
+    pub number: f32,
+    /// The question asks what something costs and the unit states a price (a figure with a
+    /// currency, a price column).
+    pub price: f32,
+    /// The unit is longer than an answer may be (usually negative).
+    pub long: f32,
+    /// The unit is itself a question (usually negative: a question answers nothing).
+    pub question: f32,
+    /// A compared table row: counted once where the compared columns differ, and against
+    /// where they are alike.
+    pub compared: f32,
+}
+
+impl Default for RankingWeights {
+    fn default() -> RankingWeights {
+        RankingWeights {
+            coverage: 1.0,
+            keywords: 0.15,
+            about_document: 0.0,
+            meaning: 0.77,
+            meaning_rank: 0.0,
+            // Not fitted: a product rule, the prospect's own language first.
+            same_language: 0.15,
+            number: 0.35,
+            price: 0.69,
+            long: -0.05,
+            question: -0.3,
+            compared: 0.15,
+        }
+    }
+}
+
 impl Default for RetrieverSettings {
     fn default() -> RetrieverSettings {
         RetrieverSettings {
@@ -95,14 +142,12 @@ impl Default for RetrieverSettings {
             max_unknown_share: 0.45,
             unknown_word_weight: 4.0,
             context_after_chars: 120,
-            same_language_bonus: 0.15,
             candidate_passages: 40,
             max_answer_units: 5,
             secondary_score_ratio: 0.5,
-            price_bonus: 0.2,
             min_added_coverage: 0.3,
             coverage_score_weight: 0.5,
-            dense_weight: 0.5,
+            ranking: RankingWeights::default(),
             dense_candidates: 20,
             min_answer_probability: 0.3,
             fill_up_to_chars: 250,
@@ -220,24 +265,28 @@ pub struct Signals {
     pub agreement: f32,
     /// How far the closest unit stands above the fifth closest (0 without embeddings).
     pub top_gap: f32,
+    /// The best unit's document is in another language than the question (1.0) or the same
+    /// (0.0): its words cannot be the question's, so its coverage tells less.
+    pub cross_language: f32,
     /// Whether embeddings were in use.
     pub dense: bool,
 }
 
 /// The logistic model that decides whether to answer when embeddings are in use: for each
 /// signal its mean, its standard deviation and its weight; then the intercept. Fitted (balanced
-/// classes, L2 0.01) on the questions of `../shared/eval`, the demo set and the Парта set:
-/// answerable questions answered right against unanswerable ones. The other sets in
-/// `config/eval-sets/` measure it; they were not used. `docs/retrieval.md` tells how to refit.
-const ANSWER_MODEL: ([(f32, f32, f32); 4], f32) = (
+/// classes, L2 0.01) on the training sets (`../shared/eval`, the demo set, Парта, Tablewise and
+/// ЛингваПро): answerable questions answered right against unanswerable ones. The other sets
+/// in `config/eval-sets/` measure it; they were not used. `docs/retrieval.md` tells how to refit.
+const ANSWER_MODEL: ([(f32, f32, f32); 5], f32) = (
     [
-        // best similarity, similarity z, coverage, unknown share
-        (0.873, 0.024, 0.884),
-        (3.484, 0.913, 0.639),
-        (0.681, 0.292, 1.399),
-        (0.155, 0.270, -0.476),
+        // best similarity, similarity z, coverage, unknown share, cross language
+        (0.869, 0.025, 0.701),
+        (3.408, 0.875, 0.553),
+        (0.577, 0.312, 0.813),
+        (0.209, 0.281, -0.626),
+        (0.088, 0.283, 0.414),
     ],
-    1.84,
+    1.027,
 );
 
 impl Signals {
@@ -249,6 +298,7 @@ impl Signals {
             self.similarity_z,
             self.coverage,
             self.unknown_share,
+            self.cross_language,
         ];
         let logit = intercept
             + features
@@ -266,9 +316,37 @@ struct ResolvedTerm {
     weight: f32,
 }
 
+/// The features a candidate unit is ranked by; its score is their weighted sum
+/// ([`RankingWeights`]).
+const FEATURES: usize = 11;
+/// The weighted share of the question's words the unit covers (with its headings).
+const F_COVERAGE: usize = 0;
+/// Its passage's keyword (BM25) score against the best passage's.
+const F_KEYWORDS: usize = 1;
+/// The weighted share of the question's words in its document's title.
+const F_ABOUT_DOCUMENT: usize = 2;
+/// Its similarity by meaning less the closest unit's, ×10 (0 for the closest).
+const F_MEANING: usize = 3;
+/// 1 / (1 + its place among the units closest by meaning); 0 beyond them.
+const F_MEANING_RANK: usize = 4;
+/// Its document is in the question's language.
+const F_SAME_LANGUAGE: usize = 5;
+/// The question asks for a number and the unit has one.
+const F_NUMBER: usize = 6;
+/// The question asks a price and the unit states one.
+const F_PRICE: usize = 7;
+/// Longer than an answer may be.
+const F_LONG: usize = 8;
+/// The unit is itself a question.
+const F_QUESTION: usize = 9;
+/// A compared table row: 1 where the compared columns differ, -1 where they are alike.
+const F_COMPARED: usize = 10;
+
 struct ScoredUnit {
     unit: usize,
     score: f32,
+    /// What the score was made from (see [`FEATURES`]).
+    features: [f32; FEATURES],
     coverage: f32,
     /// The unit's similarity to the question by meaning (0 without embeddings).
     similarity: f32,
@@ -716,6 +794,26 @@ impl Retriever {
         (!scored.is_empty()).then(|| self.compose(&scored))
     }
 
+    /// Every candidate unit's text with its final score and its similarity by meaning, best
+    /// first: for the quality harness's diagnostics (`QA_RANKS=1`), not for answering.
+    pub fn ranked_units(&self, question: &str, lang: Lang) -> Vec<(String, f32, f32, Vec<f32>)> {
+        self.rank(question, lang, AudienceFilter::PublicOnly)
+            .map(|(scored, _)| {
+                scored
+                    .iter()
+                    .map(|unit| {
+                        (
+                            self.units[unit.unit].text.clone(),
+                            unit.score,
+                            unit.similarity,
+                            unit.features.to_vec(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// What the decision to answer a question is made from, for tuning and `kb search --explain`.
     pub fn signals(&self, question: &str, lang: Lang, audience: AudienceFilter) -> Option<Signals> {
         self.rank(question, lang, audience)
@@ -769,13 +867,19 @@ impl Retriever {
             similarity_z,
             agreement,
             top_gap,
+            cross_language: f32::from(u8::from(
+                self.documents[document_of(best.unit)]
+                    .lang
+                    .or_else(|| Lang::detect(&self.units[best.unit].text))
+                    .is_some_and(|unit_lang| unit_lang != lang),
+            )),
             dense: self.dense.is_some(),
         };
         Some((scored, signals))
     }
 
     /// Whether the best unit answers the question well enough to be shown. With embeddings, a
-    /// logistic model of the four signals decides (see [`ANSWER_MODEL`]); without them, the
+    /// logistic model of the five signals decides (see [`ANSWER_MODEL`]); without them, the
     /// lexical thresholds of the settings.
     fn confident(&self, signals: &Signals) -> bool {
         if signals.unknown_name {
@@ -972,6 +1076,7 @@ impl Retriever {
             _ => Vec::new(),
         };
         let mut best_similarity = 0.0f32;
+        let mut meaning_rank = HashMap::new();
         if !similarities.is_empty() {
             let mut order: Vec<usize> = (0..self.units.len())
                 .filter(|unit| {
@@ -981,6 +1086,13 @@ impl Retriever {
                 .collect();
             order.sort_by(|left, right| similarities[*right].total_cmp(&similarities[*left]));
             best_similarity = order.first().map_or(0.0, |unit| similarities[*unit]);
+            meaning_rank.extend(
+                order
+                    .iter()
+                    .take(self.settings.dense_candidates)
+                    .enumerate()
+                    .map(|(rank, unit)| (*unit, rank)),
+            );
             closest.extend(
                 order
                     .iter()
@@ -1013,6 +1125,7 @@ impl Retriever {
             .sum::<f32>()
             .max(1e-6);
         let term_weights = std::rc::Rc::new(resolved.iter().map(|term| term.weight).collect());
+        let weights = self.unit_weights();
         let mut scored = Vec::new();
         for (chunk_index, chunk_score) in candidates {
             let Some(chunk) = self.chunks.get(chunk_index) else {
@@ -1065,41 +1178,42 @@ impl Retriever {
                     .sum::<f32>()
                     / total_weight;
                 let similarity = similarities.get(unit_index).copied().unwrap_or(0.0);
-                let mut score =
-                    coverage + 0.1 * (chunk_score / top_chunk_score) + 0.1 * about_document;
+                let mut features = [0.0f32; FEATURES];
+                features[F_COVERAGE] = coverage;
+                features[F_KEYWORDS] = chunk_score / top_chunk_score;
+                features[F_ABOUT_DOCUMENT] = about_document;
                 if !similarities.is_empty() {
-                    score += self.settings.dense_weight * (similarity - best_similarity) * 10.0;
+                    features[F_MEANING] = (similarity - best_similarity) * 10.0;
+                    features[F_MEANING_RANK] = meaning_rank
+                        .get(&unit_index)
+                        .map_or(0.0, |rank| 1.0 / (1.0 + *rank as f32));
                 }
-                if lang.is_some() && document.lang == lang {
-                    score += self.settings.same_language_bonus;
-                }
-                if analyzed.wants_number && unit.has_digit {
-                    score += 0.08;
-                }
-                if analyzed.wants_price && unit.has_money {
-                    score += self.settings.price_bonus;
-                }
-                if unit.text.chars().count() > 400 {
-                    score -= 0.05;
-                }
-                if unit.is_question {
-                    // A question closing its passage answers nothing either.
-                    score -= 0.3;
-                }
+                features[F_SAME_LANGUAGE] =
+                    f32::from(u8::from(lang.is_some() && document.lang == lang));
+                features[F_NUMBER] = f32::from(u8::from(analyzed.wants_number && unit.has_digit));
+                features[F_PRICE] = f32::from(u8::from(analyzed.wants_price && unit.has_money));
+                features[F_LONG] = f32::from(u8::from(unit.text.chars().count() > 400));
+                features[F_QUESTION] = f32::from(u8::from(unit.is_question));
                 let mut compared_row = None;
                 let mut alike_row = false;
                 if analyzed.wants_comparison {
                     if let Some((row, differs)) = compared_columns(&unit.text, resolved) {
                         // "How does A differ from B": the rows where A and B differ answer it;
                         // rows where they are alike answer nothing.
-                        score += if differs { 0.15 } else { -0.15 };
+                        features[F_COMPARED] = if differs { 1.0 } else { -1.0 };
                         compared_row = Some(row);
                         alike_row = !differs;
                     }
                 }
+                let score = weights
+                    .iter()
+                    .zip(&features)
+                    .map(|(weight, feature)| weight * feature)
+                    .sum();
                 scored.push(ScoredUnit {
                     unit: unit_index,
                     score,
+                    features,
                     coverage,
                     similarity,
                     term_coverage,
@@ -1118,6 +1232,24 @@ impl Retriever {
                 .then(left.unit.cmp(&right.unit))
         });
         scored
+    }
+
+    /// The weight of each unit feature ([`FEATURES`]), from the settings.
+    fn unit_weights(&self) -> [f32; FEATURES] {
+        let ranking = &self.settings.ranking;
+        let mut weights = [0.0; FEATURES];
+        weights[F_COVERAGE] = ranking.coverage;
+        weights[F_KEYWORDS] = ranking.keywords;
+        weights[F_ABOUT_DOCUMENT] = ranking.about_document;
+        weights[F_MEANING] = ranking.meaning;
+        weights[F_MEANING_RANK] = ranking.meaning_rank;
+        weights[F_SAME_LANGUAGE] = ranking.same_language;
+        weights[F_NUMBER] = ranking.number;
+        weights[F_PRICE] = ranking.price;
+        weights[F_LONG] = ranking.long;
+        weights[F_QUESTION] = ranking.question;
+        weights[F_COMPARED] = ranking.compared;
+        weights
     }
 
     fn unit_text(&self, scored: &ScoredUnit) -> String {
