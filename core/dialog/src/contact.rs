@@ -373,6 +373,14 @@ fn read_name(words: &[&str]) -> Option<NameReading> {
         words: taken.len(),
         known,
     };
+    // "Emma de Vries": a surname with its particle.
+    if let (Some(particle), Some(surname)) = (words.get(1), third) {
+        if NAME_PARTICLES.contains(particle)
+            && (is_first_name(first) || looks_like_unlisted_name(first))
+        {
+            return Some(kept(&[first, particle, surname], is_first_name(first)));
+        }
+    }
     if is_first_name(first) {
         // "Jonas Berg", "Светлана Игоревна", "Светлана Игоревна Котова".
         let mut taken = vec![first];
@@ -1030,11 +1038,16 @@ fn classify(segment: &str) -> Segment {
     if a_role && role_tail == 0 {
         return Segment::Other;
     }
+    // "Emma de Vries", "Ludwig van Beek": a surname particle between capitalised words.
+    let particle_at = |index: usize| {
+        index > 0 && index + 1 < words.len() && NAME_PARTICLES.contains(&words[index])
+    };
     if words.len() <= 3
         && !a_role
         && words
             .iter()
-            .all(|word| is_capitalised(word) && !is_not_name(word))
+            .enumerate()
+            .all(|(index, word)| (is_capitalised(word) && !is_not_name(word)) || particle_at(index))
     {
         return Segment::Capitalised(clean(segment));
     }
@@ -1048,6 +1061,12 @@ fn classify(segment: &str) -> Segment {
     }
     Segment::Other
 }
+
+/// The lower-case particles of European surnames: "de Vries", "van Beek", "von Trapp".
+const NAME_PARTICLES: &[&str] = &[
+    "de", "van", "von", "der", "den", "da", "di", "du", "del", "della", "dos", "das", "le", "la",
+    "ten", "ter", "bin", "ibn", "al",
+];
 
 /// In a message carrying a phone or an address, the name and the company are usually the
 /// capitalised parts around it: "Дмитрий Орлов, СтройМикс", "Светлана, …, АгроТорг".
@@ -1089,6 +1108,12 @@ fn fill_from_segments(blanked: &str, company_span: Option<&str>, update: &mut Co
                     1
                 }
                 [first] if is_first_name(first) => 2,
+                [first, particle, _]
+                    if NAME_PARTICLES.contains(particle)
+                        && (is_first_name(first) || looks_like_unlisted_name(first)) =>
+                {
+                    4
+                }
                 [first, second] if is_first_name(second) && looks_like_surname(first) => 3,
                 // "Петров Иван Сергеевич", "Иван Сергеевич Петров": with a patronymic.
                 [_, second, third] if is_first_name(second) && is_patronymic(third) => 4,
@@ -1157,6 +1182,10 @@ mod tests {
             (
                 "I'm John Smith from Acme",
                 "name=John Smith phone=- email=- company=Acme",
+            ),
+            (
+                "Great, please send us an offer.\n\nBest regards,\nEmma de Vries\nOperations Manager\nBrasserie Noord\n+31 6 4821 9930",
+                "name=Emma de Vries phone=+31648219930 email=- company=Brasserie Noord",
             ),
             (
                 "Great, please send a proposal to john.miller@gadgetbox.ru. I'm John Miller from GadgetBox.",

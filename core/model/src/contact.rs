@@ -39,9 +39,17 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(ParseError::Phone(text.to_owned()));
         }
-        Ok(Phone(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        let e164 = number.format().mode(phonenumber::Mode::E164).to_string();
+        // A number written with its country code is kept as written: the metadata's national
+        // prefixes may otherwise eat a digit ("+49 89 …" read as "+49 9 …").
+        if trimmed.starts_with('+') && e164.trim_start_matches('+') != digits {
+            let code = number.code().value().to_string();
+            if digits.starts_with(&code) && (8..=15).contains(&digits.len()) {
+                return Ok(Phone(format!("+{digits}")));
+            }
+            return Err(ParseError::Phone(text.to_owned()));
+        }
+        Ok(Phone(e164))
     }
 
     /// Parses a phone number as people write it: `+7 921 555-12-34`, `8 (916) 123-45-67`,
@@ -180,6 +188,9 @@ mod tests {
             ("+7(912)604-33-21", "+79126043321"),
             ("+1 (415) 555-0100", "+14155550100"),
             ("+44 20 7946 0958", "+442079460958"),
+            // The digits written after a country code are kept as written.
+            ("+49 89 441 2776", "+49894412776"),
+            ("+31 6 4821 9930", "+31648219930"),
         ];
         for (text, expected) in table {
             assert_eq!(
