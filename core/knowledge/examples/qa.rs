@@ -18,6 +18,19 @@ fn normalize(text: &str) -> String {
         .collect()
 }
 
+/// Whether `text` holds every `expect_all` string and, when given, one `expect_any` string,
+/// both sides normalised as the evaluation README says.
+fn holds_expected(text: &str, expect_all: &[String], expect_any: &[String]) -> bool {
+    let normalized = normalize(text);
+    expect_all
+        .iter()
+        .all(|expected| normalized.contains(&normalize(expected)))
+        && (expect_any.is_empty()
+            || expect_any
+                .iter()
+                .any(|expected| normalized.contains(&normalize(expected))))
+}
+
 fn strings(value: &serde_json::Value, key: &str) -> Vec<String> {
     value[key]
         .as_array()
@@ -174,15 +187,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (None, "unanswerable") => true,
             (Some(_), "unanswerable") | (None, _) => false,
             (Some(answer), _) => {
-                let normalized = normalize(&answer.text);
                 answer.text.chars().count() <= 400
-                    && expect_all
-                        .iter()
-                        .all(|expected| normalized.contains(&normalize(expected)))
-                    && (expect_any.is_empty()
-                        || expect_any
-                            .iter()
-                            .any(|expected| normalized.contains(&normalize(expected))))
+                    && holds_expected(&answer.text, &expect_all, &expect_any)
             }
         };
         if let Some(dump) = dump.as_mut() {
@@ -215,16 +221,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if std::env::var_os("QA_RANKS").is_some() && kind != "unanswerable" {
             let ranked = retriever.ranked_units(text, lang);
-            let holds = |unit: &str| {
-                let normalized = normalize(unit);
-                expect_all
-                    .iter()
-                    .all(|expected| normalized.contains(&normalize(expected)))
-                    && (expect_any.is_empty()
-                        || expect_any
-                            .iter()
-                            .any(|expected| normalized.contains(&normalize(expected))))
-            };
+            let holds = |unit: &str| holds_expected(unit, &expect_all, &expect_any);
             let by_score = ranked.iter().position(|(unit, _, _, _)| holds(unit));
             let mut by_meaning: Vec<_> = ranked.iter().collect();
             by_meaning.sort_by(|left, right| right.2.total_cmp(&left.2));
