@@ -524,3 +524,15 @@ fn an_objection_is_answered_from_the_guide_and_only_when_there_is_one() {
         .guide_answer("дорого, цена", "дорого", Lang::Ru)
         .is_none());
 }
+
+#[test]
+fn a_ranking_weight_is_overridden_alone_and_an_unknown_one_is_refused() {
+    let settings: RetrieverSettings =
+        serde_json::from_str(r#"{"ranking": {"price": 0.5}}"#).expect("a partial ranking parses");
+    assert_eq!(settings.ranking.price, 0.5);
+    assert_eq!(
+        settings.ranking.meaning,
+        RetrieverSettings::default().ranking.meaning
+    );
+    assert!(serde_json::from_str::<RetrieverSettings>(r#"{"ranking": {"prize": 0.5}}"#).is_err());
+}
